@@ -1,0 +1,37 @@
+"""descentlab.optim — drop-in torch optimizers built from :mod:`descentlab.transforms`."""
+
+from .chain_optimizer import ChainOptimizer, NonFiniteError, from_chain
+from .first_order import (
+    ASGD,
+    SGD,
+    Adadelta,
+    Adagrad,
+    Adam,
+    Adamax,
+    AdamW,
+    DeltaBarDelta,
+    HeavyBall,
+    Lion,
+    NAdam,
+    RMSprop,
+    Rprop,
+)
+
+__all__ = [
+    "ChainOptimizer",
+    "from_chain",
+    "NonFiniteError",
+    "SGD",
+    "Adagrad",
+    "RMSprop",
+    "Adadelta",
+    "Adam",
+    "AdamW",
+    "Adamax",
+    "NAdam",
+    "Rprop",
+    "ASGD",
+    "Lion",
+    "HeavyBall",
+    "DeltaBarDelta",
+]

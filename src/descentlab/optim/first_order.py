@@ -1,0 +1,539 @@
+"""The first-order optimizers of the course notes, each a short chain of transforms.
+
+Those torch.optim also has keep its names, signatures, defaults and state keys, so
+``torch.optim.Adam(...)`` can be replaced by ``descentlab.optim.Adam(...)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..transforms import (
+    AddDecoupledWeightDecay,
+    AddWeightDecay,
+    AveragedSGD,
+    Maximize,
+    Momentum,
+    ScaleByAdaDelta,
+    ScaleByAdaGrad,
+    ScaleByAdam,
+    ScaleByAdamax,
+    ScaleByLearningRate,
+    ScaleByLion,
+    ScaleByLocalGains,
+    ScaleByNAdam,
+    ScaleByRms,
+    ScaleByRprop,
+    chain,
+)
+from ..transforms import (
+    HeavyBall as HeavyBallRule,
+)
+from ._compat import check_torch_flags
+from .chain_optimizer import ChainOptimizer, NonFinitePolicy
+
+__all__ = [
+    "SGD",
+    "Adagrad",
+    "RMSprop",
+    "Adadelta",
+    "Adam",
+    "AdamW",
+    "Adamax",
+    "NAdam",
+    "Rprop",
+    "ASGD",
+    "Lion",
+    "HeavyBall",
+    "DeltaBarDelta",
+]
+
+Params = Iterable[Any]
+
+
+def _weight_decay(decoupled: bool) -> AddWeightDecay:
+    return AddDecoupledWeightDecay() if decoupled else AddWeightDecay()
+
+
+class SGD(ChainOptimizer):
+    """Gradient descent with optional momentum, dampening, Nesterov and weight decay.
+
+    ``chain(Maximize, AddWeightDecay, Momentum, ScaleByLearningRate)``::
+
+        g ← ∇L(w) + λw;   p ← βp + (1 − d)g;   w ← w − η·(g + βp if nesterov else p)
+
+    Full-batch, online or mini-batch gradient descent depending on the batch the
+    gradient was computed on (notes 000, 001). Same API and state as ``torch.optim.SGD``.
+    """
+
+    store_step = False
+
+    def __init__(
+        self,
+        params: Params,
+        lr: float = 1e-3,
+        momentum: float = 0,
+        dampening: float = 0,
+        weight_decay: float = 0,
+        nesterov: bool = False,
+        *,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        differentiable: bool = False,
+        fused: bool | None = None,
+        nonfinite: NonFinitePolicy = None,
+    ) -> None:
+        check_torch_flags("SGD", foreach=foreach, fused=fused, differentiable=differentiable)
+        rule = chain(Maximize(), AddWeightDecay(), Momentum(), ScaleByLearningRate())
+        super().__init__(
+            params, rule, nonfinite=nonfinite, lr=lr, momentum=momentum, dampening=dampening,
+            weight_decay=weight_decay, nesterov=nesterov, maximize=maximize,
+        )
+
+
+class Adagrad(ChainOptimizer):
+    """AdaGrad: ``t ← t + g²;  w ← w − η_t·g/(√t + ε)``, ``η_t = η/(1 + (k−1)·lr_decay)``.
+
+    ``chain(Maximize, AddWeightDecay, ScaleByAdaGrad, ScaleByLearningRate)``; same API
+    and state (``step``, ``sum``) as ``torch.optim.Adagrad``.
+    """
+
+    store_step = True
+
+    def __init__(
+        self,
+        params: Params,
+        lr: float = 1e-2,
+        lr_decay: float = 0,
+        weight_decay: float = 0,
+        initial_accumulator_value: float = 0,
+        eps: float = 1e-10,
+        foreach: bool | None = None,
+        *,
+        maximize: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
+        nonfinite: NonFinitePolicy = None,
+    ) -> None:
+        check_torch_flags("Adagrad", foreach=foreach, fused=fused, differentiable=differentiable)
+        rule = chain(Maximize(), AddWeightDecay(), ScaleByAdaGrad(), ScaleByLearningRate())
+        super().__init__(
+            params, rule, nonfinite=nonfinite, lr=lr, lr_decay=lr_decay,
+            weight_decay=weight_decay, initial_accumulator_value=initial_accumulator_value,
+            eps=eps, maximize=maximize,
+        )
+
+
+class RMSprop(ChainOptimizer):
+    """RMSprop, plain or centred, with optional momentum — or Nesterov momentum.
+
+    ``chain(Maximize, AddWeightDecay, ScaleByRms, Momentum, ScaleByLearningRate)``::
+
+        v ← αv + (1 − α)g²;   s = g/(√v + ε)  (centred: g/(√(v − ḡ²) + ε))
+        p ← βp + s;           w ← w − η·p      (nesterov: w ← w − η·(s + βp))
+
+    ``nesterov=True`` (not in torch) follows the notes' advice (file 000, after Hinton):
+    the RMS normalisation divides the *correction* (the new gradient), and the momentum
+    jump is the accumulation of those corrections. Otherwise the same API and state as
+    ``torch.optim.RMSprop``.
+    """
+
+    store_step = True
+
+    def __init__(
+        self,
+        params: Params,
+        lr: float = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        momentum: float = 0,
+        centered: bool = False,
+        capturable: bool = False,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        differentiable: bool = False,
+        *,
+        nesterov: bool = False,
+        nonfinite: NonFinitePolicy = None,
+    ) -> None:
+        check_torch_flags(
+            "RMSprop", foreach=foreach, capturable=capturable, differentiable=differentiable
+        )
+        rule = chain(
+            Maximize(), AddWeightDecay(), ScaleByRms(), Momentum(), ScaleByLearningRate()
+        )
+        super().__init__(
+            params, rule, nonfinite=nonfinite, lr=lr, alpha=alpha, eps=eps,
+            weight_decay=weight_decay, momentum=momentum, centered=centered,
+            nesterov=nesterov, maximize=maximize,
+        )
+
+
+class Adadelta(ChainOptimizer):
+    """AdaDelta: ``Δ = √(E[Δ²] + ε)/√(E[g²] + ε)·g;  w ← w − η·Δ``.
+
+    ``chain(Maximize, AddWeightDecay, ScaleByAdaDelta, ScaleByLearningRate)``; same API
+    and state as ``torch.optim.Adadelta``.
+    """
+
+    store_step = True
+
+    def __init__(
+        self,
+        params: Params,
+        lr: float = 1.0,
+        rho: float = 0.9,
+        eps: float = 1e-6,
+        weight_decay: float = 0,
+        foreach: bool | None = None,
+        *,
+        capturable: bool = False,
+        maximize: bool = False,
+        differentiable: bool = False,
+        nonfinite: NonFinitePolicy = None,
+    ) -> None:
+        check_torch_flags(
+            "Adadelta", foreach=foreach, capturable=capturable, differentiable=differentiable
+        )
+        rule = chain(Maximize(), AddWeightDecay(), ScaleByAdaDelta(), ScaleByLearningRate())
+        super().__init__(
+            params, rule, nonfinite=nonfinite, lr=lr, rho=rho, eps=eps,
+            weight_decay=weight_decay, maximize=maximize,
+        )
+
+
+class Adam(ChainOptimizer):
+    """Adam with bias correction, optional AMSGrad and coupled or decoupled weight decay.
+
+    ``chain(Maximize, AddWeightDecay, ScaleByAdam, ScaleByLearningRate)``::
+
+        m ← β₁m + (1 − β₁)g;  v ← β₂v + (1 − β₂)g²;  w ← w − η·m̂/(√v̂ + ε)
+
+    Same API and state as ``torch.optim.Adam``.
+    """
+
+    store_step = True
+
+    def __init__(
+        self,
+        params: Params,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        amsgrad: bool = False,
+        *,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        capturable: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
+        decoupled_weight_decay: bool = False,
+        nonfinite: NonFinitePolicy = None,
+    ) -> None:
+        check_torch_flags(
+            type(self).__name__, foreach=foreach, fused=fused, capturable=capturable,
+            differentiable=differentiable,
+        )
+        decay = _weight_decay(decoupled_weight_decay)
+        if decoupled_weight_decay:
+            rule = chain(Maximize(), ScaleByAdam(), decay, ScaleByLearningRate())
+        else:
+            rule = chain(Maximize(), decay, ScaleByAdam(), ScaleByLearningRate())
+        super().__init__(
+            params, rule, nonfinite=nonfinite,
+            extra_defaults={"decoupled_weight_decay": decoupled_weight_decay},
+            lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+            maximize=maximize,
+        )
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter 2019)::
+
+        w ← w − η·(m̂/(√v̂ + ε) + λw)
+
+    ``chain(Maximize, ScaleByAdam, AddDecoupledWeightDecay, ScaleByLearningRate)``;
+    same API and state as ``torch.optim.AdamW``.
+    """
+
+    def __init__(
+        self,
+        params: Params,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+        *,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
+        nonfinite: NonFinitePolicy = None,
+    ) -> None:
+        super().__init__(
+            params, lr, betas, eps, weight_decay, amsgrad, foreach=foreach, maximize=maximize,
+            capturable=capturable, differentiable=differentiable, fused=fused,
+            decoupled_weight_decay=True, nonfinite=nonfinite,
+        )
+
+
+class Adamax(ChainOptimizer):
+    """Adamax, Adam with the infinity norm: ``u ← max(β₂u, |g| + ε);  w ← w − η·m̂/u``.
+
+    ``chain(Maximize, AddWeightDecay, ScaleByAdamax, ScaleByLearningRate)``; same API and
+    state as ``torch.optim.Adamax``.
+    """
+
+    store_step = True
+
+    def __init__(
+        self,
+        params: Params,
+        lr: float = 2e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        foreach: bool | None = None,
+        *,
+        maximize: bool = False,
+        differentiable: bool = False,
+        capturable: bool = False,
+        nonfinite: NonFinitePolicy = None,
+    ) -> None:
+        check_torch_flags(
+            "Adamax", foreach=foreach, capturable=capturable, differentiable=differentiable
+        )
+        rule = chain(Maximize(), AddWeightDecay(), ScaleByAdamax(), ScaleByLearningRate())
+        super().__init__(
+            params, rule, nonfinite=nonfinite, lr=lr, betas=betas, eps=eps,
+            weight_decay=weight_decay, maximize=maximize,
+        )
+
+
+class NAdam(ChainOptimizer):
+    """NAdam: Adam with Nesterov momentum and torch's momentum-decay schedule.
+
+    ``chain(Maximize, AddWeightDecay, ScaleByNAdam, ScaleByLearningRate)`` (decoupled
+    weight decay after the scaling when ``decoupled_weight_decay``); same API and state
+    (``step``, ``mu_product``, ``exp_avg``, ``exp_avg_sq``) as ``torch.optim.NAdam``.
+    """
+
+    store_step = True
+
+    def __init__(
+        self,
+        params: Params,
+        lr: float = 2e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        momentum_decay: float = 4e-3,
+        decoupled_weight_decay: bool = False,
+        *,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        capturable: bool = False,
+        differentiable: bool = False,
+        nonfinite: NonFinitePolicy = None,
+    ) -> None:
+        check_torch_flags(
+            "NAdam", foreach=foreach, capturable=capturable, differentiable=differentiable
+        )
+        decay = _weight_decay(decoupled_weight_decay)
+        if decoupled_weight_decay:
+            rule = chain(Maximize(), ScaleByNAdam(), decay, ScaleByLearningRate())
+        else:
+            rule = chain(Maximize(), decay, ScaleByNAdam(), ScaleByLearningRate())
+        super().__init__(
+            params, rule, nonfinite=nonfinite,
+            extra_defaults={"decoupled_weight_decay": decoupled_weight_decay},
+            lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+            momentum_decay=momentum_decay, maximize=maximize,
+        )
+
+
+class Rprop(ChainOptimizer):
+    """Resilient backpropagation: per-weight step sizes grown by η₊ while the gradient's
+    sign persists and shrunk by η₋ when it flips, bounded by ``step_sizes``.
+
+    ``chain(Maximize, ScaleByRprop)``; same API and state as ``torch.optim.Rprop``.
+    """
+
+    store_step = True
+
+    def __init__(
+        self,
+        params: Params,
+        lr: float = 1e-2,
+        etas: tuple[float, float] = (0.5, 1.2),
+        step_sizes: tuple[float, float] = (1e-6, 50),
+        *,
+        capturable: bool = False,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        differentiable: bool = False,
+        nonfinite: NonFinitePolicy = None,
+    ) -> None:
+        check_torch_flags(
+            "Rprop", foreach=foreach, capturable=capturable, differentiable=differentiable
+        )
+        super().__init__(
+            params, chain(Maximize(), ScaleByRprop()), nonfinite=nonfinite, lr=lr,
+            etas=tuple(etas), step_sizes=tuple(step_sizes), maximize=maximize,
+        )
+
+
+class ASGD(ChainOptimizer):
+    """Averaged SGD (Polyak averaging): decaying-step SGD plus the running average ``ax``
+    of the iterates, which usually generalises better than the last iterate.
+
+    ``chain(Maximize, AddWeightDecay, AveragedSGD)``; same API and state as
+    ``torch.optim.ASGD``. The averaged parameters are available through
+    :meth:`averaged_parameters` and :meth:`swap_averaged`.
+    """
+
+    store_step = True
+
+    def __init__(
+        self,
+        params: Params,
+        lr: float = 1e-2,
+        lambd: float = 1e-4,
+        alpha: float = 0.75,
+        t0: float = 1e6,
+        weight_decay: float = 0,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        differentiable: bool = False,
+        capturable: bool = False,
+        *,
+        nonfinite: NonFinitePolicy = None,
+    ) -> None:
+        check_torch_flags(
+            "ASGD", foreach=foreach, capturable=capturable, differentiable=differentiable
+        )
+        rule = chain(Maximize(), AddWeightDecay(), AveragedSGD())
+        super().__init__(
+            params, rule, nonfinite=nonfinite, lr=lr, lambd=lambd, alpha=alpha, t0=t0,
+            weight_decay=weight_decay, maximize=maximize,
+        )
+
+    def averaged_parameters(self) -> list[Tensor]:
+        """The Polyak averages ``ax`` of every parameter (the parameter itself before its
+        first step)."""
+        return [
+            self.state[p]["ax"] if "ax" in self.state.get(p, {}) else p.detach()
+            for group in self.param_groups
+            for p in group["params"]
+        ]
+
+    @contextmanager
+    @torch.no_grad()
+    def swap_averaged(self) -> Iterator[None]:
+        """Temporarily load the averaged parameters into the model (e.g. to evaluate)."""
+        params = [p for group in self.param_groups for p in group["params"]]
+        saved = [p.detach().clone() for p in params]
+        for p, avg in zip(params, self.averaged_parameters()):
+            p.copy_(avg)
+        try:
+            yield
+        finally:
+            for p, old in zip(params, saved):
+                p.copy_(old)
+
+
+class Lion(ChainOptimizer):
+    """Lion (Chen et al. 2023): ``w ← w − η·(sign(β₁m + (1 − β₁)g) + λw)``,
+    ``m ← β₂m + (1 − β₂)g``.
+
+    ``chain(Maximize, ScaleByLion, AddDecoupledWeightDecay, ScaleByLearningRate)``.
+    Use a learning rate 3–10× smaller than AdamW's, and a larger weight decay.
+    State: ``exp_avg``.
+    """
+
+    store_step = False
+
+    def __init__(
+        self,
+        params: Params,
+        lr: float = 1e-4,
+        betas: tuple[float, float] = (0.9, 0.99),
+        weight_decay: float = 0.0,
+        *,
+        maximize: bool = False,
+        nonfinite: NonFinitePolicy = None,
+    ) -> None:
+        rule = chain(Maximize(), ScaleByLion(), AddDecoupledWeightDecay(), ScaleByLearningRate())
+        super().__init__(
+            params, rule, nonfinite=nonfinite, lr=lr, betas=betas, weight_decay=weight_decay,
+            maximize=maximize,
+        )
+
+
+class HeavyBall(ChainOptimizer):
+    """Polyak's heavy ball in the notes' one-line form (file 000)::
+
+        w_{k+1} = w_k − γ·∇L(w_k) + β·(w_k − w_{k−1})
+
+    ``chain(Maximize, AddWeightDecay, HeavyBall)``. Same iterates as ``SGD`` with
+    momentum β and learning rate γ. State: ``previous_param``.
+    """
+
+    store_step = False
+
+    def __init__(
+        self,
+        params: Params,
+        lr: float = 1e-3,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        *,
+        maximize: bool = False,
+        nonfinite: NonFinitePolicy = None,
+    ) -> None:
+        rule = chain(Maximize(), AddWeightDecay(), HeavyBallRule())
+        super().__init__(
+            params, rule, nonfinite=nonfinite, lr=lr, momentum=momentum,
+            weight_decay=weight_decay, maximize=maximize,
+        )
+
+
+class DeltaBarDelta(ChainOptimizer):
+    """Local adaptive gains (delta-bar-delta), optionally with momentum (notes 000)::
+
+        gain ← gain + δ       if the gradient's sign persists
+        gain ← gain·(1 − δ)   otherwise;      gain ← clip(gain, lo, hi)
+        p ← βp + gain ⊙ g;    w ← w − η·p
+
+    ``chain(Maximize, ScaleByLocalGains, Momentum, ScaleByLearningRate)``. The notes
+    recommend full or large batches (sampling noise flips signs) and combining it with
+    momentum. State: ``gain``, ``prev_grad`` (and ``momentum_buffer`` when β > 0).
+    """
+
+    store_step = True
+
+    def __init__(
+        self,
+        params: Params,
+        lr: float = 1e-2,
+        delta: float = 0.05,
+        gain_bounds: tuple[float, float] = (0.1, 10.0),
+        momentum: float = 0.0,
+        *,
+        maximize: bool = False,
+        nonfinite: NonFinitePolicy = None,
+    ) -> None:
+        rule = chain(Maximize(), ScaleByLocalGains(), Momentum(), ScaleByLearningRate())
+        super().__init__(
+            params, rule, nonfinite=nonfinite, lr=lr, delta=delta,
+            gain_bounds=tuple(gain_bounds), momentum=momentum, maximize=maximize,
+        )

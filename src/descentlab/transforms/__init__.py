@@ -1,0 +1,43 @@
+"""descentlab.transforms — the algebra of update rules (one transform per idea of the notes).
+
+A transform maps updates to updates with its own per-parameter state; :func:`chain`
+composes them and :func:`descentlab.optim.from_chain` turns a chain into a torch optimizer.
+"""
+
+from .adam import ScaleByAdam, ScaleByAdamax, ScaleByNAdam
+from .adaptive import ScaleByAdaDelta, ScaleByAdaGrad, ScaleByRms
+from .averaging import AveragedSGD
+from .base import Chain, Context, Transform, chain
+from .clipping import ClipByGlobalNorm, ClipByParamNorm, ClipByValue
+from .gains import ScaleByLocalGains
+from .momentum import HeavyBall, Momentum, NesterovLookahead
+from .scaling import Maximize, ScaleByLearningRate
+from .sign import ScaleByLion, ScaleByRprop
+from .weight_decay import AddDecoupledWeightDecay, AddWeightDecay
+
+__all__ = [
+    "Transform",
+    "Chain",
+    "Context",
+    "chain",
+    "AddWeightDecay",
+    "AddDecoupledWeightDecay",
+    "Maximize",
+    "ScaleByLearningRate",
+    "Momentum",
+    "HeavyBall",
+    "NesterovLookahead",
+    "ScaleByAdaGrad",
+    "ScaleByRms",
+    "ScaleByAdaDelta",
+    "ScaleByAdam",
+    "ScaleByAdamax",
+    "ScaleByNAdam",
+    "ScaleByLion",
+    "ScaleByRprop",
+    "ScaleByLocalGains",
+    "ClipByValue",
+    "ClipByGlobalNorm",
+    "ClipByParamNorm",
+    "AveragedSGD",
+]

@@ -1,0 +1,141 @@
+"""Adam and its relatives: bias-corrected moments, AMSGrad, Adamax (L∞), NAdam."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .base import Context, Transform, check_bool, check_number, check_unit_interval
+
+
+def check_betas(hp: Mapping[str, Any]) -> tuple[float, float]:
+    betas = hp["betas"]
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise ValueError(f"betas must be a pair (beta1, beta2) in [0, 1), got {betas!r}")
+    return check_unit_interval("betas[0]", betas[0]), check_unit_interval("betas[1]", betas[1])
+
+
+class ScaleByAdam(Transform):
+    """Adam's moments with bias correction (Kingma & Ba 2015; notes 001, 003, 004)::
+
+        m_k = β₁·m_{k−1} + (1 − β₁)·g_k
+        v_k = β₂·v_{k−1} + (1 − β₂)·g_k²
+        v̂_k = max(v̂_{k−1}, v_k)                         (amsgrad only)
+        s_k = m_k/(1 − β₁ᵏ) / (√(v_k/(1 − β₂ᵏ)) + ε)      standard form
+        s_k = b_k · m_k / (√v_k + ε),  b_k = √(1 − β₂ᵏ)/(1 − β₁ᵏ)   "efficient" form (file 001)
+
+    The efficient form moves ε inside the correction (it equals the standard form with
+    ``ε̂ = ε·√(1 − β₂ᵏ)``), saving one pass. Followed by ``w ← w − η·s``.
+    State: ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq`` (amsgrad) — torch's names.
+    """
+
+    defaults = {"betas": (0.9, 0.999), "eps": 1e-8, "amsgrad": False}
+    needs_step = True
+
+    def __init__(self, efficient: bool = False, **defaults: Any) -> None:
+        self.efficient = check_bool("efficient", efficient)
+        super().__init__(**defaults)
+
+    def validate(self, hp: Mapping[str, Any]) -> None:
+        check_betas(hp)
+        check_number("eps", hp["eps"], low=0.0, low_open=not self.efficient)
+        check_bool("amsgrad", hp["amsgrad"])
+
+    def init_state(self, param: Tensor, hp: Mapping[str, Any]) -> dict[str, Tensor]:
+        state = {"exp_avg": torch.zeros_like(param), "exp_avg_sq": torch.zeros_like(param)}
+        if hp["amsgrad"]:
+            state["max_exp_avg_sq"] = torch.zeros_like(param)
+        return state
+
+    def update(self, u: Tensor, state: dict, ctx: Context) -> Tensor:
+        beta1, beta2 = ctx.hp["betas"]
+        eps, k = ctx.hp["eps"], ctx.step
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        m.lerp_(u, 1 - beta1)
+        v.mul_(beta2).addcmul_(u, u, value=1 - beta2)
+        if ctx.hp["amsgrad"]:
+            torch.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
+            v = state["max_exp_avg_sq"]
+        bias1, bias2 = 1 - beta1**k, 1 - beta2**k
+        if self.efficient:
+            b_k = math.sqrt(bias2) / bias1
+            return (b_k * m).div_(v.sqrt().add_(eps))
+        denom = v.sqrt().div_(math.sqrt(bias2)).add_(eps)
+        return (m / bias1).div_(denom)
+
+    def __repr__(self) -> str:
+        return super().__repr__()[:-1] + f", efficient={self.efficient})"
+
+
+class ScaleByAdamax(Transform):
+    """Adamax: Adam with the L∞ norm in place of L2 (Kingma & Ba 2015, §7; notes 004)::
+
+        m_k = β₁·m_{k−1} + (1 − β₁)·g_k
+        u_k = max(β₂·u_{k−1}, |g_k| + ε)
+        s_k = m_k / ((1 − β₁ᵏ)·u_k)
+
+    State: ``exp_avg``, ``exp_inf`` (torch's names).
+    """
+
+    defaults = {"betas": (0.9, 0.999), "eps": 1e-8}
+    needs_step = True
+
+    def validate(self, hp: Mapping[str, Any]) -> None:
+        check_betas(hp)
+        check_number("eps", hp["eps"], low=0.0, low_open=True)
+
+    def init_state(self, param: Tensor, hp: Mapping[str, Any]) -> dict[str, Tensor]:
+        return {"exp_avg": torch.zeros_like(param), "exp_inf": torch.zeros_like(param)}
+
+    def update(self, u: Tensor, state: dict, ctx: Context) -> Tensor:
+        beta1, beta2 = ctx.hp["betas"]
+        m, u_inf = state["exp_avg"], state["exp_inf"]
+        m.lerp_(u, 1 - beta1)
+        torch.maximum(u_inf.mul_(beta2), u.abs().add_(ctx.hp["eps"]), out=u_inf)
+        return (m / (1 - beta1**ctx.step)).div_(u_inf)
+
+
+class ScaleByNAdam(Transform):
+    """NAdam: Adam with Nesterov momentum (Dozat 2016), torch's momentum-decay schedule::
+
+        μ_k    = β₁·(1 − ½·0.96^{k·ψ})          ψ = momentum_decay
+        Π_k    = Π_{k−1}·μ_k                     (``mu_product``)
+        m_k, v_k as in Adam
+        s_k    = [ (1 − μ_k)/(1 − Π_k) · g_k + μ_{k+1}/(1 − Π_k·μ_{k+1}) · m_k ]
+                 / (√(v_k/(1 − β₂ᵏ)) + ε)
+
+    State: ``exp_avg``, ``exp_avg_sq`` and the scalar ``mu_product`` (torch's names).
+    """
+
+    defaults = {"betas": (0.9, 0.999), "eps": 1e-8, "momentum_decay": 4e-3}
+    needs_step = True
+
+    def validate(self, hp: Mapping[str, Any]) -> None:
+        check_betas(hp)
+        check_number("eps", hp["eps"], low=0.0, low_open=True)
+        check_number("momentum_decay", hp["momentum_decay"], low=0.0)
+
+    def init_state(self, param: Tensor, hp: Mapping[str, Any]) -> dict[str, Tensor]:
+        return {"exp_avg": torch.zeros_like(param), "exp_avg_sq": torch.zeros_like(param)}
+
+    def init_scalars(self, hp: Mapping[str, Any]) -> dict[str, float]:
+        return {"mu_product": 1.0}
+
+    def update(self, u: Tensor, state: dict, ctx: Context) -> Tensor:
+        beta1, beta2 = ctx.hp["betas"]
+        eps, psi, k = ctx.hp["eps"], ctx.hp["momentum_decay"], ctx.step
+        m, v, mu_product = state["exp_avg"], state["exp_avg_sq"], state["mu_product"]
+        mu = beta1 * (1.0 - 0.5 * 0.96 ** (k * psi))
+        mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((k + 1) * psi))
+        mu_product.mul_(mu)  # kept in torch's scalar dtype, as torch does
+        pi_k = float(mu_product)
+        m.lerp_(u, 1 - beta1)
+        v.mul_(beta2).addcmul_(u, u, value=1 - beta2)
+        denom = v.div(1 - beta2**k).sqrt_().add_(eps)
+        grad_coef = (1.0 - mu) / (1.0 - pi_k)
+        momentum_coef = mu_next / (1.0 - pi_k * mu_next)
+        return (grad_coef * u).div_(denom).add_(m.div(denom).mul_(momentum_coef))

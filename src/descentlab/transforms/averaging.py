@@ -1,0 +1,51 @@
+"""Averaged SGD (Polyak & Juditsky 1992), with torch.optim.ASGD's step-size schedule."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from torch import Tensor
+
+from .base import Context, Transform, check_number
+
+
+class AveragedSGD(Transform):
+    """ASGD: a decaying-step SGD whose iterates are averaged (notes 002, Polyak averaging)::
+
+        w_{k+1} = w_k − η_k·(g_k + λ·w_k)              λ = ``lambd``
+        a_{k+1} = a_k + μ_k·(w_{k+1} − a_k)             the Polyak average (``ax``)
+        η_{k+1} = η / (1 + λ·η·k)^α
+        μ_{k+1} = 1 / max(1, k − t₀)                     averaging starts after t₀ steps
+
+    Includes its step size (``eta``): do not add a learning-rate scaling after it.
+    State: ``ax`` and the scalars ``eta``, ``mu`` (torch's names, in torch's scalar dtype).
+    """
+
+    defaults = {"lr": 1e-2, "lambd": 1e-4, "alpha": 0.75, "t0": 1e6}
+    needs_step = True
+
+    def validate(self, hp: Mapping[str, Any]) -> None:
+        check_number("lr", hp["lr"], low=0.0)
+        check_number("lambd", hp["lambd"], low=0.0)
+        check_number("alpha", hp["alpha"], low=0.0)
+        check_number("t0", hp["t0"], low=0.0)
+
+    def init_state(self, param: Tensor, hp: Mapping[str, Any]) -> dict[str, Tensor]:
+        return {"ax": param.new_zeros(param.shape)}
+
+    def init_scalars(self, hp: Mapping[str, Any]) -> dict[str, float]:
+        return {"eta": hp["lr"], "mu": 1.0}
+
+    def update(self, u: Tensor, state: dict, ctx: Context) -> Tensor:
+        lr, lambd, alpha, t0 = (ctx.hp[k] for k in ("lr", "lambd", "alpha", "t0"))
+        w, ax, k = ctx.param, state["ax"], ctx.step
+        eta, mu = float(state["eta"]), float(state["mu"])
+        step = eta * (u + lambd * w)
+        if mu != 1:
+            ax.add_((w - step - ax).mul_(mu))
+        else:
+            ax.copy_(w - step)
+        state["eta"].fill_(lr / ((1 + lambd * lr * k) ** alpha))
+        state["mu"].fill_(1 / max(1, k - t0))
+        return step
