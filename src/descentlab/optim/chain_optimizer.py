@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from ..transforms.base import Context, Transform, scalar_state_dtype
+from . import fast as fastpath
 
 __all__ = ["ChainOptimizer", "from_chain", "NonFiniteError"]
 
@@ -51,6 +52,11 @@ class _Bucket:
     uniform: bool = True  # every parameter has taken the same number of steps
     flat_ok: bool = True  # contiguous dense parameters: can run as one flat unit
     flat_views: list[Tensor] = field(default_factory=list)
+    # fast path: parameters and gradients stored in one flat buffer each
+    fast: bool = False
+    flat_param: Tensor | None = None
+    flat_grad: Tensor | None = None
+    grad_views: list[Tensor] = field(default_factory=list)
 
 
 @dataclass
@@ -65,6 +71,7 @@ class _Unit:
     apply: Callable[[Tensor], None]
     finish: Callable[[], None]
     describe: Callable[[], list[tuple[str, Tensor]]]
+    fused: Callable[[], None] | None = None  # fast path: runs chain and update in one call
 
 
 class ChainOptimizer(torch.optim.Optimizer):
@@ -76,6 +83,13 @@ class ChainOptimizer(torch.optim.Optimizer):
         nonfinite: ``None`` (default, no check, no cost), ``"raise"`` (raise
             :class:`NonFiniteError` naming the parameter) or ``"skip"`` (skip the whole
             step, leaving parameters and state untouched; counted in ``skipped_steps``).
+        fast: the execution path. ``None`` (default): the compiled fast path for every
+            bucket of at least ``2**20`` elements when ``torch.compile`` works here, eager
+            otherwise; ``True``: fast path for every bucket (a warning and the eager path
+            if compilation is unavailable); ``False``: always eager. See
+            :mod:`descentlab.optim.fast`: in fast mode the parameters and gradients of a
+            bucket are stored in one flat buffer (parameters become views into it), and
+            :meth:`zero_grad` zeroes that buffer in place.
         extra_defaults: further param-group entries the chain does not read (kept for
             torch compatibility, e.g. Adam's ``decoupled_weight_decay``).
         **hyperparameters: overrides of the transform's defaults (e.g. ``lr=0.1``).
@@ -97,6 +111,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         transform: Transform,
         *,
         nonfinite: NonFinitePolicy = None,
+        fast: bool | None = None,
         extra_defaults: dict[str, Any] | None = None,
         **hyperparameters: Any,
     ) -> None:
@@ -110,8 +125,11 @@ class ChainOptimizer(torch.optim.Optimizer):
             )
         if nonfinite not in (None, "raise", "skip"):
             raise ValueError(f"nonfinite must be None, 'raise' or 'skip', got {nonfinite!r}")
+        if fast not in (None, True, False):
+            raise ValueError(f"fast must be None (auto), True or False, got {fast!r}")
         self.transform = transform
         self.nonfinite = nonfinite
+        self.fast = fast
         self.skipped_steps = 0
         self._buckets: list[list[_Bucket]] | None = None
         defaults = {**transform.defaults, **(extra_defaults or {}), **hyperparameters}
@@ -124,6 +142,28 @@ class ChainOptimizer(torch.optim.Optimizer):
         self.transform.validate(merged)
         super().add_param_group(param_group)
         self._buckets = None
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """As torch's, except that fast-path buckets zero their flat gradient buffer in place
+        (their gradients stay views into it, so the next backward writes straight into it)."""
+        fast_params: set[int] = set()
+        for buckets in self._buckets or []:
+            for bucket in buckets:
+                if bucket.fast:
+                    bucket.flat_grad.zero_()
+                    for p, view in zip(bucket.params, bucket.grad_views):
+                        p.grad = view
+                        fast_params.add(id(p))
+        if not fast_params:
+            super().zero_grad(set_to_none)
+            return
+        for group in self.param_groups:
+            for p in group["params"]:
+                if id(p) not in fast_params and p.grad is not None:
+                    if set_to_none:
+                        p.grad = None
+                    else:
+                        p.grad.detach_().requires_grad_(False).zero_()
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
@@ -147,6 +187,13 @@ class ChainOptimizer(torch.optim.Optimizer):
 
     # -- running the chain ---------------------------------------------------------------
     def _run(self, units: list[_Unit]) -> None:
+        for unit in units:
+            if unit.fused is not None:
+                unit.fused()
+                unit.finish()
+        units = [unit for unit in units if unit.fused is None]
+        if not units:
+            return
         updates = [unit.grad for unit in units]
         contexts = [Context(u.group, u.step, load_param=u.load_param) for u in units]
         for t in self.transform.leaves:
@@ -194,6 +241,8 @@ class ChainOptimizer(torch.optim.Optimizer):
         flat_allowed = self.transform.elementwise
         for gi, (group, buckets) in enumerate(zip(self.param_groups, self._buckets)):
             for bucket in buckets:
+                if bucket.fast:
+                    self._adopt_gradients(bucket)
                 have = [i for i, p in enumerate(bucket.params) if p.grad is not None]
                 if not have:
                     continue
@@ -204,7 +253,9 @@ class ChainOptimizer(torch.optim.Optimizer):
                             f"(parameter {self._param_name(group, gi, bucket.params[i])})"
                         )
                 complete = len(have) == len(bucket.params)
-                if complete and bucket.uniform and bucket.flat_ok and flat_allowed:
+                if complete and bucket.uniform and bucket.fast:
+                    units.append(self._fast_unit(group, gi, bucket))
+                elif complete and bucket.uniform and bucket.flat_ok and flat_allowed:
                     units.append(self._flat_unit(group, gi, bucket))
                 else:
                     bucket.uniform = bucket.uniform and complete
@@ -213,7 +264,15 @@ class ChainOptimizer(torch.optim.Optimizer):
 
     def _flat_unit(self, group: dict, gi: int, bucket: _Bucket) -> _Unit:
         params = bucket.params
-        if len(params) == 1:
+        if bucket.fast:
+            grad = bucket.flat_grad
+
+            def load_param() -> Tensor:
+                return bucket.flat_param
+
+            def apply(s: Tensor) -> None:
+                bucket.flat_param.sub_(s)
+        elif len(params) == 1:
             grad = params[0].grad.reshape(-1)
 
             def load_param() -> Tensor:
@@ -246,6 +305,27 @@ class ChainOptimizer(torch.optim.Optimizer):
 
         return _Unit(group, grad, state, k, load_param, apply, finish, describe)
 
+    def _fast_unit(self, group: dict, gi: int, bucket: _Bucket) -> _Unit:
+        unit = self._flat_unit(group, gi, bucket)
+        step_fn = fastpath.compiled_step(self.transform.leaves)
+        hp = fastpath.graph_hyperparameters(group)
+
+        def fused() -> None:
+            step_fn(bucket.flat_grad, bucket.flat_param, unit.state, hp, float(unit.step))
+
+        unit.fused = fused
+        return unit
+
+    def _adopt_gradients(self, bucket: _Bucket) -> None:
+        """Make every gradient of a fast bucket a view into its flat gradient buffer
+        (a gradient autograd allocated anew, e.g. after ``set_to_none``, is copied in)."""
+        for p, view in zip(bucket.params, bucket.grad_views):
+            g = p.grad
+            if g is None or g.data_ptr() == view.data_ptr():
+                continue
+            view.copy_(g)
+            p.grad = view
+
     def _param_unit(self, group: dict, gi: int, bucket: _Bucket, i: int) -> _Unit:
         p = bucket.params[i]
         state = {key: v for key, v in self.state[p].items() if key != "step"}
@@ -275,6 +355,9 @@ class ChainOptimizer(torch.optim.Optimizer):
         initialised by the transform; ``self.state[p]`` then holds views into it."""
         bucket = _Bucket(params=params, numels=[p.numel() for p in params])
         bucket.flat_ok = all(p.is_contiguous() for p in params)
+        bucket.fast = self._wants_fast(params) and bucket.flat_ok
+        if bucket.fast:
+            self._flatten_storage(bucket)
         bucket.flat_views = [p.view(-1) if p.is_contiguous() else p for p in params]
         tensors: dict[str, list[Tensor]] = {}
         scalars: dict[str, list[float]] = {}
@@ -310,6 +393,43 @@ class ChainOptimizer(torch.optim.Optimizer):
             self.state[p] = entry
             offset += n
         return bucket
+
+    def _wants_fast(self, params: list[Tensor]) -> bool:
+        if self.fast is False or any(p.is_sparse for p in params):
+            return False
+        if self.fast is None and sum(p.numel() for p in params) < fastpath.FAST_MIN_NUMEL:
+            return False
+        if self.transform.elementwise is False:
+            return False
+        has_statistic = any(
+            type(t).statistic is not Transform.statistic for t in self.transform.leaves
+        )
+        if has_statistic and (len(self.param_groups) > 1 or len(
+            {(p.device, p.dtype) for g in self.param_groups for p in g["params"]}
+        ) > 1):
+            return False  # a global statistic needs every update at once: eager path
+        ok, reason = fastpath.fast_path_available()
+        if not ok and self.fast is True:
+            fastpath.warn_unavailable(reason)
+        return ok
+
+    @staticmethod
+    def _flatten_storage(bucket: _Bucket) -> None:
+        """Move the bucket's parameters (and gradients) into one flat buffer each."""
+        params = bucket.params
+        bucket.flat_param = torch.cat([p.detach().reshape(-1) for p in params])
+        bucket.flat_grad = torch.zeros_like(bucket.flat_param)
+        bucket.grad_views = []
+        offset = 0
+        for p in params:
+            n = p.numel()
+            p.data = bucket.flat_param[offset : offset + n].view_as(p)
+            view = bucket.flat_grad[offset : offset + n].view_as(p)
+            if p.grad is not None:
+                view.copy_(p.grad)
+                p.grad = view
+            bucket.grad_views.append(view)
+            offset += n
 
     def _param_name(self, group: dict, gi: int, p: Tensor) -> str:
         index = next(i for i, q in enumerate(group["params"]) if q is p)

@@ -87,11 +87,12 @@ class SGD(ChainOptimizer):
         differentiable: bool = False,
         fused: bool | None = None,
         nonfinite: NonFinitePolicy = None,
+        fast: bool | None = None,
     ) -> None:
         check_torch_flags("SGD", foreach=foreach, fused=fused, differentiable=differentiable)
         rule = chain(Maximize(), AddWeightDecay(), Momentum(), ScaleByLearningRate())
         super().__init__(
-            params, rule, nonfinite=nonfinite, lr=lr, momentum=momentum, dampening=dampening,
+            params, rule, nonfinite=nonfinite, fast=fast, lr=lr, momentum=momentum, dampening=dampening,
             weight_decay=weight_decay, nesterov=nesterov, maximize=maximize,
         )
 
@@ -119,11 +120,12 @@ class Adagrad(ChainOptimizer):
         differentiable: bool = False,
         fused: bool | None = None,
         nonfinite: NonFinitePolicy = None,
+        fast: bool | None = None,
     ) -> None:
         check_torch_flags("Adagrad", foreach=foreach, fused=fused, differentiable=differentiable)
         rule = chain(Maximize(), AddWeightDecay(), ScaleByAdaGrad(), ScaleByLearningRate())
         super().__init__(
-            params, rule, nonfinite=nonfinite, lr=lr, lr_decay=lr_decay,
+            params, rule, nonfinite=nonfinite, fast=fast, lr=lr, lr_decay=lr_decay,
             weight_decay=weight_decay, initial_accumulator_value=initial_accumulator_value,
             eps=eps, maximize=maximize,
         )
@@ -161,6 +163,7 @@ class RMSprop(ChainOptimizer):
         *,
         nesterov: bool = False,
         nonfinite: NonFinitePolicy = None,
+        fast: bool | None = None,
     ) -> None:
         check_torch_flags(
             "RMSprop", foreach=foreach, capturable=capturable, differentiable=differentiable
@@ -169,7 +172,7 @@ class RMSprop(ChainOptimizer):
             Maximize(), AddWeightDecay(), ScaleByRms(), Momentum(), ScaleByLearningRate()
         )
         super().__init__(
-            params, rule, nonfinite=nonfinite, lr=lr, alpha=alpha, eps=eps,
+            params, rule, nonfinite=nonfinite, fast=fast, lr=lr, alpha=alpha, eps=eps,
             weight_decay=weight_decay, momentum=momentum, centered=centered,
             nesterov=nesterov, maximize=maximize,
         )
@@ -197,13 +200,14 @@ class Adadelta(ChainOptimizer):
         maximize: bool = False,
         differentiable: bool = False,
         nonfinite: NonFinitePolicy = None,
+        fast: bool | None = None,
     ) -> None:
         check_torch_flags(
             "Adadelta", foreach=foreach, capturable=capturable, differentiable=differentiable
         )
         rule = chain(Maximize(), AddWeightDecay(), ScaleByAdaDelta(), ScaleByLearningRate())
         super().__init__(
-            params, rule, nonfinite=nonfinite, lr=lr, rho=rho, eps=eps,
+            params, rule, nonfinite=nonfinite, fast=fast, lr=lr, rho=rho, eps=eps,
             weight_decay=weight_decay, maximize=maximize,
         )
 
@@ -236,6 +240,7 @@ class Adam(ChainOptimizer):
         fused: bool | None = None,
         decoupled_weight_decay: bool = False,
         nonfinite: NonFinitePolicy = None,
+        fast: bool | None = None,
     ) -> None:
         check_torch_flags(
             type(self).__name__, foreach=foreach, fused=fused, capturable=capturable,
@@ -247,7 +252,7 @@ class Adam(ChainOptimizer):
         else:
             rule = chain(Maximize(), decay, ScaleByAdam(), ScaleByLearningRate())
         super().__init__(
-            params, rule, nonfinite=nonfinite,
+            params, rule, nonfinite=nonfinite, fast=fast,
             extra_defaults={"decoupled_weight_decay": decoupled_weight_decay},
             lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
             maximize=maximize,
@@ -278,11 +283,12 @@ class AdamW(Adam):
         differentiable: bool = False,
         fused: bool | None = None,
         nonfinite: NonFinitePolicy = None,
+        fast: bool | None = None,
     ) -> None:
         super().__init__(
             params, lr, betas, eps, weight_decay, amsgrad, foreach=foreach, maximize=maximize,
             capturable=capturable, differentiable=differentiable, fused=fused,
-            decoupled_weight_decay=True, nonfinite=nonfinite,
+            decoupled_weight_decay=True, nonfinite=nonfinite, fast=fast,
         )
 
 
@@ -308,13 +314,14 @@ class Adamax(ChainOptimizer):
         differentiable: bool = False,
         capturable: bool = False,
         nonfinite: NonFinitePolicy = None,
+        fast: bool | None = None,
     ) -> None:
         check_torch_flags(
             "Adamax", foreach=foreach, capturable=capturable, differentiable=differentiable
         )
         rule = chain(Maximize(), AddWeightDecay(), ScaleByAdamax(), ScaleByLearningRate())
         super().__init__(
-            params, rule, nonfinite=nonfinite, lr=lr, betas=betas, eps=eps,
+            params, rule, nonfinite=nonfinite, fast=fast, lr=lr, betas=betas, eps=eps,
             weight_decay=weight_decay, maximize=maximize,
         )
 
@@ -344,6 +351,7 @@ class NAdam(ChainOptimizer):
         capturable: bool = False,
         differentiable: bool = False,
         nonfinite: NonFinitePolicy = None,
+        fast: bool | None = None,
     ) -> None:
         check_torch_flags(
             "NAdam", foreach=foreach, capturable=capturable, differentiable=differentiable
@@ -354,7 +362,7 @@ class NAdam(ChainOptimizer):
         else:
             rule = chain(Maximize(), decay, ScaleByNAdam(), ScaleByLearningRate())
         super().__init__(
-            params, rule, nonfinite=nonfinite,
+            params, rule, nonfinite=nonfinite, fast=fast,
             extra_defaults={"decoupled_weight_decay": decoupled_weight_decay},
             lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
             momentum_decay=momentum_decay, maximize=maximize,
@@ -382,12 +390,13 @@ class Rprop(ChainOptimizer):
         maximize: bool = False,
         differentiable: bool = False,
         nonfinite: NonFinitePolicy = None,
+        fast: bool | None = None,
     ) -> None:
         check_torch_flags(
             "Rprop", foreach=foreach, capturable=capturable, differentiable=differentiable
         )
         super().__init__(
-            params, chain(Maximize(), ScaleByRprop()), nonfinite=nonfinite, lr=lr,
+            params, chain(Maximize(), ScaleByRprop()), nonfinite=nonfinite, fast=fast, lr=lr,
             etas=tuple(etas), step_sizes=tuple(step_sizes), maximize=maximize,
         )
 
@@ -417,13 +426,14 @@ class ASGD(ChainOptimizer):
         capturable: bool = False,
         *,
         nonfinite: NonFinitePolicy = None,
+        fast: bool | None = None,
     ) -> None:
         check_torch_flags(
             "ASGD", foreach=foreach, capturable=capturable, differentiable=differentiable
         )
         rule = chain(Maximize(), AddWeightDecay(), AveragedSGD())
         super().__init__(
-            params, rule, nonfinite=nonfinite, lr=lr, lambd=lambd, alpha=alpha, t0=t0,
+            params, rule, nonfinite=nonfinite, fast=fast, lr=lr, lambd=lambd, alpha=alpha, t0=t0,
             weight_decay=weight_decay, maximize=maximize,
         )
 
@@ -471,10 +481,11 @@ class Lion(ChainOptimizer):
         *,
         maximize: bool = False,
         nonfinite: NonFinitePolicy = None,
+        fast: bool | None = None,
     ) -> None:
         rule = chain(Maximize(), ScaleByLion(), AddDecoupledWeightDecay(), ScaleByLearningRate())
         super().__init__(
-            params, rule, nonfinite=nonfinite, lr=lr, betas=betas, weight_decay=weight_decay,
+            params, rule, nonfinite=nonfinite, fast=fast, lr=lr, betas=betas, weight_decay=weight_decay,
             maximize=maximize,
         )
 
@@ -499,10 +510,11 @@ class HeavyBall(ChainOptimizer):
         *,
         maximize: bool = False,
         nonfinite: NonFinitePolicy = None,
+        fast: bool | None = None,
     ) -> None:
         rule = chain(Maximize(), AddWeightDecay(), HeavyBallRule())
         super().__init__(
-            params, rule, nonfinite=nonfinite, lr=lr, momentum=momentum,
+            params, rule, nonfinite=nonfinite, fast=fast, lr=lr, momentum=momentum,
             weight_decay=weight_decay, maximize=maximize,
         )
 
@@ -531,9 +543,10 @@ class DeltaBarDelta(ChainOptimizer):
         *,
         maximize: bool = False,
         nonfinite: NonFinitePolicy = None,
+        fast: bool | None = None,
     ) -> None:
         rule = chain(Maximize(), ScaleByLocalGains(), Momentum(), ScaleByLearningRate())
         super().__init__(
-            params, rule, nonfinite=nonfinite, lr=lr, delta=delta,
+            params, rule, nonfinite=nonfinite, fast=fast, lr=lr, delta=delta,
             gain_bounds=tuple(gain_bounds), momentum=momentum, maximize=maximize,
         )

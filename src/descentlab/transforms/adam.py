@@ -132,10 +132,10 @@ class ScaleByNAdam(Transform):
         mu = beta1 * (1.0 - 0.5 * 0.96 ** (k * psi))
         mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((k + 1) * psi))
         mu_product.mul_(mu)  # kept in torch's scalar dtype, as torch does
-        pi_k = float(mu_product)
+        pi_k = mu_product.double()  # torch reads it back as a Python float (a double)
         m.lerp_(u, 1 - beta1)
         v.mul_(beta2).addcmul_(u, u, value=1 - beta2)
         denom = v.div(1 - beta2**k).sqrt_().add_(eps)
-        grad_coef = (1.0 - mu) / (1.0 - pi_k)
-        momentum_coef = mu_next / (1.0 - pi_k * mu_next)
+        grad_coef = ((1.0 - mu) / (1.0 - pi_k)).to(u.dtype)
+        momentum_coef = (mu_next / (1.0 - pi_k * mu_next)).to(u.dtype)
         return (grad_coef * u).div_(denom).add_(m.div(denom).mul_(momentum_coef))

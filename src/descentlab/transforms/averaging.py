@@ -40,12 +40,10 @@ class AveragedSGD(Transform):
     def update(self, u: Tensor, state: dict, ctx: Context) -> Tensor:
         lr, lambd, alpha, t0 = (ctx.hp[k] for k in ("lr", "lambd", "alpha", "t0"))
         w, ax, k = ctx.param, state["ax"], ctx.step
-        eta, mu = float(state["eta"]), float(state["mu"])
-        step = eta * (u + lambd * w)
-        if mu != 1:
-            ax.add_((w - step - ax).mul_(mu))
-        else:
-            ax.copy_(w - step)
-        state["eta"].fill_(lr / ((1 + lambd * lr * k) ** alpha))
-        state["mu"].fill_(1 / max(1, k - t0))
+        eta, mu = state["eta"], state["mu"]  # 0-d tensors, in torch's scalar dtype
+        step = (u + lambd * w) * eta
+        ax.add_((w - step - ax).mul_(mu))  # with μ = 1 this is a ← w_{k+1}
+        # (written as arithmetic, not fill_, so that a compiled step keeps lr and k symbolic)
+        eta.mul_(0).add_(lr / ((1 + lambd * lr * k) ** alpha))
+        mu.mul_(0).add_(1 / max(1, k - t0))
         return step

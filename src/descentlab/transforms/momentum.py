@@ -82,7 +82,7 @@ class HeavyBall(Transform):
     def update(self, u: Tensor, state: dict, ctx: Context) -> Tensor:
         w, w_prev = ctx.param, state["previous_param"]
         step = ctx.hp["lr"] * u - ctx.hp["momentum"] * (w - w_prev)
-        w_prev.copy_(w)
+        w_prev.mul_(0).add_(w)  # (not copy_: inductor reorders a copy_ from the parameter)
         return step
 
 
