@@ -201,6 +201,8 @@ class ChainOptimizer(torch.optim.Optimizer):
                 stat = t.statistic(updates, units[0].group)
                 for ctx in contexts:
                     ctx.stats[t] = stat
+            for ctx in contexts:
+                ctx.coef = t.coefficients(ctx.hp, ctx.step)
             updates = [
                 t.update(u, unit.state, ctx) for u, unit, ctx in zip(updates, units, contexts)
             ]
@@ -310,8 +312,10 @@ class ChainOptimizer(torch.optim.Optimizer):
         step_fn = fastpath.compiled_step(self.transform.leaves)
         hp = fastpath.graph_hyperparameters(group)
 
+        coefs = [t.coefficients(group, unit.step) for t in self.transform.leaves]
+
         def fused() -> None:
-            step_fn(bucket.flat_grad, bucket.flat_param, unit.state, hp, float(unit.step))
+            step_fn(bucket.flat_grad, bucket.flat_param, unit.state, hp, float(unit.step), coefs)
 
         unit.fused = fused
         return unit

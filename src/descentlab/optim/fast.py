@@ -70,13 +70,18 @@ def fused_step(
     state: dict[str, Tensor],
     hp: Mapping[str, Any],
     step: float,
+    coefficients: list[dict[str, float]],
 ) -> None:
-    """Run the chain on one flat buffer and apply ``w ← w − s`` in place."""
+    """Run the chain on one flat buffer and apply ``w ← w − s`` in place.
+
+    ``coefficients`` are the transforms' host-side scalars for this step, computed in
+    Python so the compiled loop never evaluates powers or square roots per element."""
     ctx = Context(hp, step, param=param)
     u = grad
-    for t in leaves:
+    for t, coef in zip(leaves, coefficients):
         if type(t).statistic is not Transform.statistic:
             ctx.stats[t] = t.statistic([u], hp)
+        ctx.coef = coef
         u = t.update(u, state, ctx)
     param.sub_(u)
 

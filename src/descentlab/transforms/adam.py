@@ -51,21 +51,28 @@ class ScaleByAdam(Transform):
             state["max_exp_avg_sq"] = torch.zeros_like(param)
         return state
 
+    def coefficients(self, hp: Mapping[str, Any], step: int) -> dict[str, float]:
+        beta1, beta2 = hp["betas"]
+        bias1, bias2 = 1 - beta1**step, 1 - beta2**step
+        return {
+            "inv_bias1": 1 / bias1,
+            "inv_sqrt_bias2": 1 / math.sqrt(bias2),
+            "b_k": math.sqrt(bias2) / bias1,
+        }
+
     def update(self, u: Tensor, state: dict, ctx: Context) -> Tensor:
         beta1, beta2 = ctx.hp["betas"]
-        eps, k = ctx.hp["eps"], ctx.step
+        eps, c = ctx.hp["eps"], ctx.coef
         m, v = state["exp_avg"], state["exp_avg_sq"]
         m.lerp_(u, 1 - beta1)
         v.mul_(beta2).addcmul_(u, u, value=1 - beta2)
         if ctx.hp["amsgrad"]:
             torch.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
             v = state["max_exp_avg_sq"]
-        bias1, bias2 = 1 - beta1**k, 1 - beta2**k
         if self.efficient:
-            b_k = math.sqrt(bias2) / bias1
-            return (b_k * m).div_(v.sqrt().add_(eps))
-        denom = v.sqrt().div_(math.sqrt(bias2)).add_(eps)
-        return (m / bias1).div_(denom)
+            return (c["b_k"] * m).div_(v.sqrt().add_(eps))
+        denom = v.sqrt().mul_(c["inv_sqrt_bias2"]).add_(eps)
+        return (m * c["inv_bias1"]).div_(denom)
 
     def __repr__(self) -> str:
         return super().__repr__()[:-1] + f", efficient={self.efficient})"
@@ -91,12 +98,15 @@ class ScaleByAdamax(Transform):
     def init_state(self, param: Tensor, hp: Mapping[str, Any]) -> dict[str, Tensor]:
         return {"exp_avg": torch.zeros_like(param), "exp_inf": torch.zeros_like(param)}
 
+    def coefficients(self, hp: Mapping[str, Any], step: int) -> dict[str, float]:
+        return {"inv_bias1": 1 / (1 - hp["betas"][0] ** step)}
+
     def update(self, u: Tensor, state: dict, ctx: Context) -> Tensor:
         beta1, beta2 = ctx.hp["betas"]
         m, u_inf = state["exp_avg"], state["exp_inf"]
         m.lerp_(u, 1 - beta1)
         torch.maximum(u_inf.mul_(beta2), u.abs().add_(ctx.hp["eps"]), out=u_inf)
-        return (m / (1 - beta1**ctx.step)).div_(u_inf)
+        return (m * ctx.coef["inv_bias1"]).div_(u_inf)
 
 
 class ScaleByNAdam(Transform):
@@ -125,17 +135,24 @@ class ScaleByNAdam(Transform):
     def init_scalars(self, hp: Mapping[str, Any]) -> dict[str, float]:
         return {"mu_product": 1.0}
 
+    def coefficients(self, hp: Mapping[str, Any], step: int) -> dict[str, float]:
+        beta1, beta2 = hp["betas"]
+        psi = hp["momentum_decay"]
+        return {
+            "mu": beta1 * (1.0 - 0.5 * 0.96 ** (step * psi)),
+            "mu_next": beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * psi)),
+            "bias2": 1 - beta2**step,
+        }
+
     def update(self, u: Tensor, state: dict, ctx: Context) -> Tensor:
         beta1, beta2 = ctx.hp["betas"]
-        eps, psi, k = ctx.hp["eps"], ctx.hp["momentum_decay"], ctx.step
+        eps, mu, mu_next = ctx.hp["eps"], ctx.coef["mu"], ctx.coef["mu_next"]
         m, v, mu_product = state["exp_avg"], state["exp_avg_sq"], state["mu_product"]
-        mu = beta1 * (1.0 - 0.5 * 0.96 ** (k * psi))
-        mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((k + 1) * psi))
         mu_product.mul_(mu)  # kept in torch's scalar dtype, as torch does
         pi_k = mu_product.double()  # torch reads it back as a Python float (a double)
         m.lerp_(u, 1 - beta1)
         v.mul_(beta2).addcmul_(u, u, value=1 - beta2)
-        denom = v.div(1 - beta2**k).sqrt_().add_(eps)
+        denom = v.div(ctx.coef["bias2"]).sqrt_().add_(eps)
         grad_coef = ((1.0 - mu) / (1.0 - pi_k)).to(u.dtype)
         momentum_coef = (mu_next / (1.0 - pi_k * mu_next)).to(u.dtype)
         return (grad_coef * u).div_(denom).add_(m.div(denom).mul_(momentum_coef))

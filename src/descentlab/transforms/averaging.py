@@ -37,13 +37,17 @@ class AveragedSGD(Transform):
     def init_scalars(self, hp: Mapping[str, Any]) -> dict[str, float]:
         return {"eta": hp["lr"], "mu": 1.0}
 
+    def coefficients(self, hp: Mapping[str, Any], step: int) -> dict[str, float]:
+        lr, lambd, alpha, t0 = (hp[k] for k in ("lr", "lambd", "alpha", "t0"))
+        return {"next_eta": lr / ((1 + lambd * lr * step) ** alpha), "next_mu": 1 / max(1, step - t0)}
+
     def update(self, u: Tensor, state: dict, ctx: Context) -> Tensor:
-        lr, lambd, alpha, t0 = (ctx.hp[k] for k in ("lr", "lambd", "alpha", "t0"))
-        w, ax, k = ctx.param, state["ax"], ctx.step
+        lambd = ctx.hp["lambd"]
+        w, ax = ctx.param, state["ax"]
         eta, mu = state["eta"], state["mu"]  # 0-d tensors, in torch's scalar dtype
         step = (u + lambd * w) * eta
         ax.add_((w - step - ax).mul_(mu))  # with μ = 1 this is a ← w_{k+1}
         # (written as arithmetic, not fill_, so that a compiled step keeps lr and k symbolic)
-        eta.mul_(0).add_(lr / ((1 + lambd * lr * k) ** alpha))
-        mu.mul_(0).add_(1 / max(1, k - t0))
+        eta.mul_(0).add_(ctx.coef["next_eta"])
+        mu.mul_(0).add_(ctx.coef["next_mu"])
         return step

@@ -55,9 +55,10 @@ class Context:
         hp: the parameter group (hyperparameters are read from it at every step).
         step: 1-based number of the step being taken for these parameters.
         stats: global statistics computed by transforms' :meth:`Transform.statistic`.
+        coef: the current transform's :meth:`Transform.coefficients` for this step.
     """
 
-    __slots__ = ("hp", "step", "stats", "_param", "_load_param")
+    __slots__ = ("hp", "step", "stats", "coef", "_param", "_load_param")
 
     def __init__(
         self,
@@ -70,6 +71,7 @@ class Context:
         self.hp = hp
         self.step = step
         self.stats = {} if stats is None else stats
+        self.coef: Mapping[str, float] = {}
         self._param = param
         self._load_param = load_param
 
@@ -115,6 +117,13 @@ class Transform:
 
     def init_scalars(self, hp: Mapping[str, Any]) -> dict[str, float]:
         """Initial per-parameter scalar state (kept as 0-d tensors); none by default."""
+        return {}
+
+    def coefficients(self, hp: Mapping[str, Any], step: int) -> dict[str, float]:
+        """Scalars that depend only on the hyperparameters and the step, such as Adam's
+        bias corrections: computed once per step on the host (in Python floats) and read
+        in :meth:`update` as ``ctx.coef[name]``, so a compiled step never evaluates them
+        per element."""
         return {}
 
     def statistic(self, updates: list[Tensor], hp: Mapping[str, Any]) -> Tensor | None:
@@ -188,8 +197,9 @@ class Chain(Transform):
 
     def update(self, u: Tensor, state: dict[str, Tensor], ctx: Context) -> Tensor:
         for t in self._leaves:
-            if t.statistic is not Transform.statistic and t not in ctx.stats:
+            if type(t).statistic is not Transform.statistic and t not in ctx.stats:
                 ctx.stats[t] = t.statistic([u], ctx.hp)
+            ctx.coef = t.coefficients(ctx.hp, ctx.step)
             u = t.update(u, state, ctx)
         return u
 

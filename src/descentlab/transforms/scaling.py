@@ -30,11 +30,12 @@ class ScaleByLearningRate(Transform):
         check_number("lr", hp["lr"], low=0.0)
         check_number("lr_decay", hp["lr_decay"], low=0.0)
 
+    def coefficients(self, hp: Mapping[str, Any], step: int) -> dict[str, float]:
+        lr, lr_decay = hp["lr"], hp["lr_decay"]
+        return {"lr": lr / (1 + (step - 1) * lr_decay) if lr_decay else lr}
+
     def update(self, u: Tensor, state: dict, ctx: Context) -> Tensor:
-        lr, lr_decay = ctx.hp["lr"], ctx.hp["lr_decay"]
-        if lr_decay:
-            lr = lr / (1 + (ctx.step - 1) * lr_decay)
-        return u * lr
+        return u * ctx.coef["lr"]
 
 
 class Maximize(Transform):
