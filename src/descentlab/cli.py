@@ -1,13 +1,261 @@
-"""The ``descentlab`` command (placeholder until the lab lands)."""
+"""The ``descentlab`` command: race optimizers, plot schedules, list what exists, build the demo report.
+
+Every bad input — an unknown name, a malformed spec, a start outside the domain, a non-positive number
+of steps, an unwritable output — ends in one line ``error: ...`` on stderr and exit status 2, never a
+traceback.
+"""
 
 from __future__ import annotations
 
+import inspect
+import os
 import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="descentlab — optimizers racing on loss landscapes.\n\nExample: descentlab race two-minima "
+    "--opt 'sgd(lr=0.05)' --opt 'adam(lr=0.1)' --out race.png",
+)
+console = Console(width=None if sys.stdout.isatty() else 120)
+
+DEFAULT_RACERS = ["sgd(lr=0.05)", "sgd(lr=0.05, momentum=0.9)", "adam(lr=0.1)"]
+
+
+class UsageProblem(ValueError):
+    """Bad input from the command line: reported as one line, exit status 2."""
+
+
+def _parse_start(text: str | None) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(float(part) for part in text.replace(" ", "").split(","))
+    except ValueError:
+        raise UsageProblem(f"--start must be numbers separated by commas, like '1.5,-0.5'; got {text!r}") \
+            from None
+
+
+def _writable_file(path: Path | None, option: str, suffixes: tuple[str, ...]) -> Path | None:
+    if path is None:
+        return None
+    if path.suffix.lower() not in suffixes:
+        raise UsageProblem(f"{option} must end in {' or '.join(suffixes)}, got {str(path)!r}")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise UsageProblem(f"{option}: cannot create folder {str(folder)!r}: {error.strerror}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageProblem(f"{option}: folder {str(folder)!r} is not writable")
+    return path
+
+
+def _print_table(title: str, rows: list[dict[str, str]]) -> None:
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for header in rows[0]:
+        table.add_column(header, no_wrap=header == "optimizer")
+    for row in rows:
+        cells = []
+        for header, value in row.items():
+            if header == "diverged" and value != "no":
+                value = f"[red]{value}[/red]"
+            elif header == "converged at" and value != "—":
+                value = f"[green]{value}[/green]"
+            cells.append(value if value.startswith("[") else escape(value))
+        table.add_row(*cells)
+    console.print(table)
+
+
+@app.command()
+def race(
+    landscape: Annotated[str, typer.Argument(help="landscape name or spec: 'quadratic(kappa=100)'")],
+    opt: Annotated[list[str] | None, typer.Option("--opt", "-o", help="optimizer spec, repeatable")] = None,
+    start: Annotated[str | None, typer.Option(help="start point 'x,y' (default: the landscape's)")] = None,
+    steps: Annotated[int, typer.Option(help="number of optimizer steps")] = 200,
+    noise: Annotated[float, typer.Option(help="standard deviation σ of additive gradient noise")] = 0.0,
+    seed: Annotated[int, typer.Option(help="seed of the noise and mini-batch order (shared)")] = 0,
+    out: Annotated[Path | None, typer.Option(help="write the figure (paths + loss) to this PNG")] = None,
+    gif: Annotated[Path | None, typer.Option(help="also write an animated GIF of the race")] = None,
+) -> None:
+    """Race optimizers on a landscape from the same start; print a table and draw the paths.
+
+    Example:
+
+        descentlab race two-minima --opt 'sgd(lr=0.05)' --opt 'SGD(lr=0.05, momentum=0.9)'
+        --opt 'adam(lr=0.1)' --steps 250 --out race.png
+    """
+    if steps <= 0:
+        raise UsageProblem(f"--steps must be a positive integer, got {steps}")
+    if noise < 0:
+        raise UsageProblem(f"--noise must be >= 0, got {noise}")
+    out = _writable_file(out, "--out", (".png", ".svg", ".pdf"))
+    gif = _writable_file(gif, "--gif", (".gif",))
+    from .lab import race as run_race  # torch is imported only once the arguments look right
+    from .landscapes import get_landscape
+
+    surface = get_landscape(landscape)
+    result = run_race(surface, opt or DEFAULT_RACERS, start=_parse_start(start), steps=steps, noise=noise,
+                      seed=seed)
+    _print_table(escape(f"{surface.name}: {surface.formula}"), result.rows())
+    if out is not None or gif is not None:
+        from . import plots
+
+        if out is not None:
+            plots.save_figure(plots.plot_race(result), out)
+            console.print(f"figure written to [bold]{out}[/bold]")
+        if gif is not None:
+            plots.animate_race(result, gif)
+            console.print(f"animation written to [bold]{gif}[/bold]")
+
+
+def _schedules() -> dict:
+    try:
+        from .schedules import SCHEDULES
+    except ImportError:
+        raise UsageProblem("schedules are not available: descentlab.schedules is not installed") from None
+    return SCHEDULES
+
+
+@app.command()
+def schedule(
+    spec: Annotated[str, typer.Argument(help="schedule spec, e.g. 'cosine(eta_max=0.1, T_max=100)'")],
+    steps: Annotated[int, typer.Option(help="number of steps to plot")] = 100,
+    out: Annotated[Path, typer.Option(help="PNG to write")] = Path("schedule.png"),
+) -> None:
+    """Plot a learning-rate schedule.
+
+    Example:
+
+        descentlab schedule 'warm_restarts(T_0=10, T_mult=2, eta_min=0.01, eta_max=0.1)' --steps 150
+        --out restarts.png
+    """
+    from .specs import build_from_spec
+
+    if steps <= 0:
+        raise UsageProblem(f"--steps must be a positive integer, got {steps}")
+    out = _writable_file(out, "--out", (".png", ".svg", ".pdf"))
+    rule = build_from_spec(spec, _schedules(), "schedule")
+    from . import plots
+
+    plots.save_figure(plots.plot_schedule(rule, steps), out)
+    values = [float(rule(t)) for t in range(steps)]
+    console.print(f"{rule!r}: η from {min(values):.4g} to {max(values):.4g} over {steps} steps; "
+                  f"figure written to [bold]{out}[/bold]")
+
+
+def _first_line(obj: object) -> str:
+    doc = (inspect.getdoc(obj) or "").strip()
+    line = doc.splitlines()[0] if doc else ""
+    return line.rstrip(":").replace("``", "")
+
+
+@app.command(name="list")
+def list_everything() -> None:
+    """List every optimizer with its update rule, every landscape and every schedule.
+
+    Example:
+
+        descentlab list
+    """
+    from .lab import describe_optimizer, optimizer_registry
+    from .landscapes import LANDSCAPES
+
+    registry = optimizer_registry(include_torch=False)
+    table = Table(title="optimizers  (--opt 'name(key=value, ...)'; torch.optim's as torch.<name>)",
+                  title_justify="left", header_style="bold")
+    table.add_column("name", style="cyan", no_wrap=True)
+    table.add_column("update rule")
+    for name, cls in sorted(registry.items()):
+        table.add_row(name, escape(describe_optimizer(cls)))
+    console.print(table)
+    table = Table(title="landscapes", title_justify="left", header_style="bold")
+    table.add_column("name", style="cyan", no_wrap=True)
+    table.add_column("options")
+    table.add_column("formula")
+    for name, factory in LANDSCAPES.items():
+        options = ", ".join(inspect.signature(factory).parameters)
+        table.add_row(name, options or "—", escape(factory().formula))
+    console.print(table)
+    try:
+        schedules = _schedules()
+    except UsageProblem as problem:
+        console.print(f"[yellow]{problem}[/yellow]")
+        return
+    table = Table(title="schedules  (descentlab schedule 'name(key=value, ...)')", title_justify="left",
+                  header_style="bold")
+    table.add_column("name", style="cyan", no_wrap=True)
+    table.add_column("keys")
+    table.add_column("rule")
+    for name, factory in schedules.items():
+        table.add_row(name, ", ".join(inspect.signature(factory).parameters), escape(_first_line(factory)))
+    console.print(table)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="folder for index.html and the figures")] = Path("runs/demo"),
+    gif: Annotated[bool, typer.Option(help="also animate the two-minima race")] = True,
+) -> None:
+    """Run the course's comparisons and write an HTML report (DIR/index.html).
+
+    Example:
+
+        descentlab demo --out runs/demo
+    """
+    from .report import EXPERIMENTS, build_report, check_output_dir
+
+    check_output_dir(out)
+    began = time.perf_counter()
+    with Progress(TextColumn("[bold blue]{task.description:<22}"), BarColumn(), TextColumn("{task.completed}/"
+                  "{task.total}"), TimeElapsedColumn(), console=console, transient=False) as bar:
+        task = bar.add_task("racing", total=len(EXPERIMENTS))
+
+        def advance(name: str) -> None:
+            bar.update(task, advance=1, description=name)
+
+        index, sections = build_report(out, progress=advance, gif=gif)
+    table = Table(title="descentlab demo — what each comparison shows", title_justify="left",
+                  header_style="bold", show_lines=True)
+    table.add_column("comparison", style="cyan")
+    table.add_column("finding")
+    table.add_column("s", justify="right")
+    for section in sections:
+        table.add_row(section.title, section.finding, f"{section.seconds:.1f}")
+    console.print(table)
+    console.print(f"report written to [bold]{index}[/bold] in {time.perf_counter() - began:.0f} s "
+                  f"— open it in a browser (works offline)")
 
 
 def main(argv: list[str] | None = None) -> int:
-    print("descentlab: the lab and its demo report are being built (issue: The lab).")
-    return 0
+    """Entry point of the console script; returns the exit status."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    try:
+        result = app(args=args, prog_name="descentlab", standalone_mode=False)
+    except typer.Exit as done:
+        return done.exit_code
+    except typer.Abort:
+        print("aborted", file=sys.stderr)
+        return 1
+    except typer.TyperException as problem:  # usage errors found by the parser
+        print(f"error: {problem.format_message()} (see descentlab --help)", file=sys.stderr)
+        return 2
+    except (ValueError, OSError, RuntimeError) as problem:  # SpecError is a ValueError
+        message = str(problem).splitlines()[0] if str(problem) else type(problem).__name__
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+    return result if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":

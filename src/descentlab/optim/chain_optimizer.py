@@ -165,6 +165,15 @@ class ChainOptimizer(torch.optim.Optimizer):
                     else:
                         p.grad.detach_().requires_grad_(False).zero_()
 
+    # torch's Optimizer pickles only defaults, state and param groups: keep the rule too,
+    # so that copy.deepcopy and pickle give a working optimizer.
+    _PICKLED = ("transform", "nonfinite", "fast", "skipped_steps")
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state.update({name: getattr(self, name) for name in self._PICKLED})
+        return state
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self._buckets = None

@@ -327,7 +327,9 @@ class Adamax(ChainOptimizer):
 
 
 class NAdam(ChainOptimizer):
-    """NAdam: Adam with Nesterov momentum and torch's momentum-decay schedule.
+    """NAdam: w ← w − η·[(1 − μ_k)ĝ + μ_{k+1}m̂]/(√v̂ + ε)  (Adam with Nesterov momentum).
+
+    μ_k follows torch's momentum-decay schedule μ_k = β₁(1 − ½·0.96^{kψ}).
 
     ``chain(Maximize, AddWeightDecay, ScaleByNAdam, ScaleByLearningRate)`` (decoupled
     weight decay after the scaling when ``decoupled_weight_decay``); same API and state
@@ -370,8 +372,10 @@ class NAdam(ChainOptimizer):
 
 
 class Rprop(ChainOptimizer):
-    """Resilient backpropagation: per-weight step sizes grown by η₊ while the gradient's
-    sign persists and shrunk by η₋ when it flips, bounded by ``step_sizes``.
+    """Rprop: Δ ← clip(Δ·η±, Δ_min, Δ_max);  w ← w − sign(g)·Δ  (resilient backpropagation).
+
+    Per-weight step sizes grown by η₊ while the gradient's sign persists and shrunk by η₋
+    when it flips, bounded by ``step_sizes``.
 
     ``chain(Maximize, ScaleByRprop)``; same API and state as ``torch.optim.Rprop``.
     """
@@ -402,8 +406,10 @@ class Rprop(ChainOptimizer):
 
 
 class ASGD(ChainOptimizer):
-    """Averaged SGD (Polyak averaging): decaying-step SGD plus the running average ``ax``
-    of the iterates, which usually generalises better than the last iterate.
+    """Averaged SGD: w ← w − η_k(g + λw);  a ← a + μ_k(w − a)  (Polyak averaging).
+
+    Decaying-step SGD plus the running average ``ax`` of the iterates, which usually
+    generalises better than the last iterate.
 
     ``chain(Maximize, AddWeightDecay, AveragedSGD)``; same API and state as
     ``torch.optim.ASGD``. The averaged parameters are available through
@@ -440,11 +446,15 @@ class ASGD(ChainOptimizer):
     def averaged_parameters(self) -> list[Tensor]:
         """The Polyak averages ``ax`` of every parameter (the parameter itself before its
         first step)."""
-        return [
-            self.state[p]["ax"] if "ax" in self.state.get(p, {}) else p.detach()
-            for group in self.param_groups
-            for p in group["params"]
-        ]
+        return [self._average_of(p) for group in self.param_groups for p in group["params"]]
+
+    def _average_of(self, p: Tensor) -> Tensor:
+        # State may exist before a parameter's first step (it is allocated for a whole
+        # bucket at once); ``ax`` is all zeros until then, so use the parameter itself.
+        state = self.state.get(p, {})
+        if "ax" in state and float(state.get("step", 1)) > 0:
+            return state["ax"]
+        return p.detach()
 
     @contextmanager
     @torch.no_grad()
@@ -491,7 +501,7 @@ class Lion(ChainOptimizer):
 
 
 class HeavyBall(ChainOptimizer):
-    """Polyak's heavy ball in the notes' one-line form (file 000)::
+    """Heavy ball: w ← w − γ∇L(w) + β(w − w_prev)  (Polyak; the notes' one-line form, file 000)::
 
         w_{k+1} = w_k − γ·∇L(w_k) + β·(w_k − w_{k−1})
 
@@ -520,7 +530,9 @@ class HeavyBall(ChainOptimizer):
 
 
 class DeltaBarDelta(ChainOptimizer):
-    """Local adaptive gains (delta-bar-delta), optionally with momentum (notes 000)::
+    """Local gains: gain ← gain + δ or gain·(1 − δ);  w ← w − η·gain ⊙ g  (delta-bar-delta).
+
+    Optionally with momentum (notes 000)::
 
         gain ← gain + δ       if the gradient's sign persists
         gain ← gain·(1 − δ)   otherwise;      gain ← clip(gain, lo, hi)

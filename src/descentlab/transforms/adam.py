@@ -42,7 +42,8 @@ class ScaleByAdam(Transform):
 
     def validate(self, hp: Mapping[str, Any]) -> None:
         check_betas(hp)
-        check_number("eps", hp["eps"], low=0.0, low_open=not self.efficient)
+        # ε > 0 in both forms: with ε = 0 a coordinate whose gradients are all 0 gives 0/0.
+        check_number("eps", hp["eps"], low=0.0, low_open=True)
         check_bool("amsgrad", hp["amsgrad"])
 
     def init_state(self, param: Tensor, hp: Mapping[str, Any]) -> dict[str, Tensor]:

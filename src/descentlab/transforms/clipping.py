@@ -1,4 +1,11 @@
-"""Gradient clipping as transforms: by value, by global norm, by per-parameter norm."""
+"""Gradient clipping as transforms: by value, by global norm, by per-parameter norm.
+
+Put clipping first in a chain, so that it sees the raw gradients. With
+``error_if_nonfinite=True`` (torch's name), a NaN/inf norm raises ``FloatingPointError``
+before any update is made; to *skip* such steps instead, build the optimizer with
+``nonfinite="skip"`` (:class:`~descentlab.optim.ChainOptimizer`), which checks the gradients
+before the chain runs. For plain training loops see :mod:`descentlab.clipping`.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .base import Context, Transform, check_number
+from .base import Context, Transform, check_bool, check_number
+
+
+def _check_finite(norm: Tensor, hp: Mapping[str, Any], what: str) -> None:
+    if hp["error_if_nonfinite"] and not bool(torch.isfinite(norm).all()):
+        raise FloatingPointError(
+            f"{what}: the gradient norm is not finite ({norm.max().item()}); "
+            "error_if_nonfinite=True stops here (use nonfinite='skip' on the optimizer to skip)"
+        )
 
 
 class ClipByValue(Transform):
@@ -33,14 +48,20 @@ class ClipByGlobalNorm(Transform):
     the same factor as ``torch.nn.utils.clip_grad_norm_``.
     """
 
-    defaults = {"max_norm": 1.0}
+    defaults = {"max_norm": 1.0, "error_if_nonfinite": False}
 
     def validate(self, hp: Mapping[str, Any]) -> None:
         check_number("max_norm", hp["max_norm"], low=0.0, low_open=True)
+        check_bool("error_if_nonfinite", hp["error_if_nonfinite"])
 
     def statistic(self, updates: list[Tensor], hp: Mapping[str, Any]) -> Tensor:
-        norms = torch._foreach_norm(updates) if len(updates) > 1 else [updates[0].norm()]
-        return torch.linalg.vector_norm(torch.stack([n.float() for n in norms]).double())
+        # The norm of the concatenation, in float64: the same bits whether the optimizer
+        # passes one flat buffer or one update per parameter (its two execution paths), so a
+        # run restored from a checkpoint stays bit-identical whichever path it takes.
+        flat = updates[0].reshape(-1) if len(updates) == 1 else torch.cat([u.reshape(-1) for u in updates])
+        total = torch.linalg.vector_norm(flat, dtype=torch.float64)
+        _check_finite(total, hp, "ClipByGlobalNorm")
+        return total
 
     def update(self, u: Tensor, state: dict, ctx: Context) -> Tensor:
         total = ctx.stats[self]
@@ -51,15 +72,18 @@ class ClipByGlobalNorm(Transform):
 class ClipByParamNorm(Transform):
     """``u_p ← u_p · min(1, c / (‖u_p‖ + 1e-6))`` for each parameter tensor separately."""
 
-    defaults = {"max_param_norm": 1.0}
+    defaults = {"max_param_norm": 1.0, "error_if_nonfinite": False}
 
     def validate(self, hp: Mapping[str, Any]) -> None:
         check_number("max_param_norm", hp["max_param_norm"], low=0.0, low_open=True)
+        check_bool("error_if_nonfinite", hp["error_if_nonfinite"])
 
     @property
     def elementwise(self) -> bool:
         return False  # needs each parameter's own norm
 
     def update(self, u: Tensor, state: dict, ctx: Context) -> Tensor:
-        factor = torch.clamp(ctx.hp["max_param_norm"] / (u.norm() + 1e-6), max=1.0)
+        norm = u.norm()
+        _check_finite(norm, ctx.hp, "ClipByParamNorm")
+        factor = torch.clamp(ctx.hp["max_param_norm"] / (norm + 1e-6), max=1.0)
         return u * factor

@@ -49,7 +49,10 @@ class ScaleByRprop(Transform):
         step_min, step_max = ctx.hp["step_sizes"]
         prev, step_size = state["prev"], state["step_size"]
         agreement = (u * prev).sign_()
-        factor = torch.where(agreement > 0, eta_plus, torch.where(agreement < 0, eta_minus, 1.0))
+        # The 0-d ``one`` makes the factors take the updates' dtype: with Python scalars only,
+        # torch.where would round η₋, η₊ to the default dtype (float32) first.
+        one = agreement.new_ones(())
+        factor = torch.where(agreement > 0, eta_plus, torch.where(agreement < 0, eta_minus, one))
         step_size.mul_(factor.to(step_size.dtype)).clamp_(step_min, step_max)
         g = torch.where(agreement < 0, 0.0, u)  # after a sign change, pause this coordinate
         prev.copy_(g)

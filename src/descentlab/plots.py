@@ -1,0 +1,269 @@
+"""Figures of races and schedules (matplotlib, Agg backend: no display needed).
+
+* :func:`plot_race` — the landscape's contours, every trajectory, the minima (★ global, ◆ local) and
+  the start, next to the loss gap ``f(w) − f*`` against the step on a log scale; the legend reads
+  ``name [iterations]`` as in the notes.
+* :func:`plot_schedule` / :func:`plot_schedules` — learning rate against step.
+* :func:`animate_race` — the race as an animated GIF (matplotlib blitting, frames saved by Pillow).
+
+Every ``save`` goes through :func:`save_figure`, which writes a temporary file in the target folder
+and renames it, so a crash never leaves half an image.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from .lab import RaceResult  # noqa: E402
+from .landscapes import Landscape  # noqa: E402
+
+__all__ = [
+    "save_figure",
+    "plot_landscape",
+    "plot_race",
+    "plot_losses",
+    "plot_schedule",
+    "plot_schedules",
+    "animate_race",
+    "render_equation",
+    "COLORS",
+]
+
+COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+          "#7f7f7f", "#bcbd22"]
+_STYLE = {"axes.spines.top": False, "axes.spines.right": False, "font.size": 10, "axes.titlesize": 11}
+
+
+def _atomic_write(path: Path, write: Callable[[str], None]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(handle)
+    try:
+        write(temporary)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+    return path
+
+
+def save_figure(figure: Figure, path: str | os.PathLike, dpi: int = 110) -> Path:
+    """Write ``figure`` to ``path`` atomically (format from the suffix) and close it."""
+    suffix = Path(path).suffix.lstrip(".").lower() or "png"
+    try:
+        return _atomic_write(Path(path), lambda tmp: figure.savefig(tmp, format=suffix, dpi=dpi,
+                                                                     bbox_inches="tight"))
+    finally:
+        plt.close(figure)
+
+
+def _grid(landscape: Landscape, resolution: int = 220) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    (x0, x1), (y0, y1) = landscape.domain[:2]
+    xs, ys = np.linspace(x0, x1, resolution), np.linspace(y0, y1, resolution)
+    grid_x, grid_y = np.meshgrid(xs, ys)
+    points = torch.from_numpy(np.stack([grid_x, grid_y], axis=-1))
+    with torch.no_grad():
+        z = landscape(points).numpy()
+    return grid_x, grid_y, z
+
+
+def plot_landscape(landscape: Landscape, ax: Axes, resolution: int = 220, fast: bool = False) -> None:
+    """Filled contours of a 2-D landscape with its minima marked (★ global, ◆ local).
+
+    Levels are quantiles of ``f − min f`` on the grid, so steep and flat regions both show structure.
+    ``fast`` draws the fill as an image (for animations, where every frame is redrawn).
+    """
+    grid_x, grid_y, z = _grid(landscape, resolution)
+    gap = z - z.min()
+    levels = np.unique(np.quantile(gap, np.linspace(0, 1, 24) ** 1.6))
+    if fast:
+        bands = np.digitize(gap, levels)
+        ax.imshow(bands, origin="lower", cmap="Blues_r", alpha=0.85, aspect="auto", interpolation="bilinear",
+                  extent=(grid_x[0, 0], grid_x[0, -1], grid_y[0, 0], grid_y[-1, 0]))
+    else:
+        ax.contourf(grid_x, grid_y, gap, levels=levels, cmap="Blues_r", alpha=0.85)
+        ax.contour(grid_x, grid_y, gap, levels=levels, colors="white", linewidths=0.5, alpha=0.7)
+    best = min(landscape.minimum_values)
+    for point, value in zip(landscape.minima, landscape.minimum_values):
+        is_global = value <= best + 1e-9
+        ax.plot(point[0], point[1], marker="*" if is_global else "D", markersize=15 if is_global else 8,
+                color="gold" if is_global else "white", markeredgecolor="black", zorder=6, linestyle="none")
+    (x0, x1), (y0, y1) = landscape.domain[:2]
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_xlabel("x" if landscape.name != "least-squares" else "slope a")
+    ax.set_ylabel("y" if landscape.name != "least-squares" else "intercept b")
+    ax.set_aspect("auto")
+
+
+def _legend_label(run) -> str:
+    return f"{run.label} [{run.iterations}]"
+
+
+def plot_trajectories(result: RaceResult, ax: Axes, markevery: int | None = None) -> None:
+    """Every run's path on top of the landscape's contours; the start is a black dot."""
+    plot_landscape(result.landscape, ax)
+    for index, run in enumerate(result.runs):
+        path = run.trajectory
+        color = COLORS[index % len(COLORS)]
+        ax.plot(path[:, 0], path[:, 1], "-", color=color, linewidth=1.8, alpha=0.95, zorder=4,
+                marker="o", markersize=2.5, markevery=markevery or max(1, len(path) // 60),
+                label=_legend_label(run))
+        ax.plot(path[-1, 0], path[-1, 1], "o", color=color, markersize=7, markeredgecolor="black", zorder=5)
+    ax.plot(*result.start[:2], "o", color="black", markersize=8, zorder=7)
+    ax.annotate("start", result.start[:2], textcoords="offset points", xytext=(6, 6), fontsize=9,
+                fontweight="bold")
+
+
+def plot_losses(result: RaceResult, ax: Axes) -> None:
+    """``f(w_k) − f*`` against the step ``k`` on a log scale (f* = the global minimum's value)."""
+    best = min(result.landscape.minimum_values)
+    floor = 1e-16
+    for index, run in enumerate(result.runs):
+        gap = np.maximum(run.loss - best, floor)
+        ax.semilogy(np.arange(len(gap)), gap, color=COLORS[index % len(COLORS)], linewidth=1.6,
+                    label=_legend_label(run))
+        if run.diverged_at is not None:
+            ax.plot(len(gap) - 1, gap[-1], "x", color=COLORS[index % len(COLORS)], markersize=10, mew=2)
+    ax.set_xlabel("step k")
+    ax.set_ylabel(r"$f(w_k) - f^\ast$ (log scale)")
+    ax.set_xlim(0, result.steps)
+    ax.grid(True, which="major", alpha=0.3)
+
+
+def plot_race(result: RaceResult, title: str | None = None) -> Figure:
+    """Contours with trajectories (left) and the loss gap on a log scale (right), legend below both."""
+    with plt.rc_context(_STYLE):
+        if result.landscape.dim == 2:
+            figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.6), width_ratios=[1.15, 1])
+            plot_trajectories(result, left)
+            left.set_title("paths (★ global minimum, ◆ local)")
+        else:
+            figure, right = plt.subplots(figsize=(7, 4.6))
+        plot_losses(result, right)
+        right.set_title("loss gap to the global minimum")
+        handles, labels = right.get_legend_handles_labels()
+        legend_rows = -(-len(labels) // 3)
+        figure.legend(handles, labels, loc="lower center", ncol=min(3, len(labels)), frameon=False,
+                      bbox_to_anchor=(0.5, 0.0))
+        figure.suptitle(title or f"{result.landscape.name}: {result.landscape.formula}", fontsize=12)
+        figure.tight_layout(rect=(0, 0.015 + 0.05 * legend_rows, 1, 1))
+    return figure
+
+
+def plot_schedule(schedule: Callable[[int], float], steps: int, ax: Axes | None = None,
+                  label: str | None = None, color: str = COLORS[0]) -> Figure:
+    """The learning rate ``schedule(t)`` for ``t = 0 … steps − 1``."""
+    with plt.rc_context(_STYLE):
+        if ax is None:
+            figure, ax = plt.subplots(figsize=(7, 3.6))
+        else:
+            figure = ax.figure
+        t = np.arange(steps)
+        lr = np.array([float(schedule(int(k))) for k in t])
+        ax.plot(t, lr, color=color, linewidth=2)
+        ax.fill_between(t, lr, alpha=0.12, color=color)
+        ax.set_xlabel("step t")
+        ax.set_ylabel("learning rate η(t)")
+        ax.set_xlim(0, steps - 1)
+        ax.set_ylim(bottom=min(0.0, lr.min()))
+        ax.set_title(label or repr(schedule), fontsize=10)
+        ax.grid(True, alpha=0.3)
+    return figure
+
+
+def plot_schedules(schedules: Mapping[str, Callable[[int], float]], steps: int, columns: int = 3) -> Figure:
+    """A gallery: one small panel per schedule."""
+    count = len(schedules)
+    rows = -(-count // columns)
+    with plt.rc_context(_STYLE):
+        figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 2.9 * rows), squeeze=False)
+        for index, (label, schedule) in enumerate(schedules.items()):
+            color = COLORS[index % len(COLORS)]
+            plot_schedule(schedule, steps, ax=axes.flat[index], label=label, color=color)
+        for ax in axes.flat[count:]:
+            ax.set_visible(False)
+        figure.tight_layout()
+    return figure
+
+
+def animate_race(result: RaceResult, path: str | os.PathLike, frames: int = 50, fps: int = 12) -> Path:
+    """Write the race as an animated GIF: every path growing step by step over the contours.
+
+    The contours, axes and legend are drawn once; each frame only redraws the paths on top of that
+    background (matplotlib blitting) and Pillow assembles the frames.
+    """
+    from PIL import Image
+
+    if result.landscape.dim != 2:
+        raise ValueError(f"gif: only 2-D landscapes can be animated, {result.landscape.name} has "
+                         f"{result.landscape.dim} dimensions")
+    with plt.rc_context(_STYLE):
+        figure, ax = plt.subplots(figsize=(6, 4.8), dpi=80)
+        plot_landscape(result.landscape, ax, resolution=160, fast=True)
+        ax.plot(*result.start[:2], "o", color="black", markersize=7, zorder=7)
+        artists = []
+        for index, run in enumerate(result.runs):
+            color = COLORS[index % len(COLORS)]
+            (line,) = ax.plot([], [], "-", color=color, linewidth=1.8, label=_legend_label(run), zorder=4)
+            (head,) = ax.plot([], [], "o", color=color, markeredgecolor="black", markersize=7, zorder=5)
+            artists.append((run, line, head))
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False, fontsize=8)
+        ax.set_title(f"{result.landscape.name}")
+        clock = ax.text(0.02, 0.96, "", transform=ax.transAxes, fontsize=10, fontweight="bold", va="top")
+        figure.tight_layout()
+        figure.canvas.draw()
+        background = figure.canvas.copy_from_bbox(figure.bbox)
+        images = []
+        for k in np.unique(np.linspace(0, result.steps, frames).astype(int)):
+            figure.canvas.restore_region(background)
+            for run, line, head in artists:
+                upto = min(int(k), len(run.trajectory) - 1)
+                line.set_data(run.trajectory[: upto + 1, 0], run.trajectory[: upto + 1, 1])
+                head.set_data([run.trajectory[upto, 0]], [run.trajectory[upto, 1]])
+                ax.draw_artist(line)
+                ax.draw_artist(head)
+            clock.set_text(f"step {k}")
+            ax.draw_artist(clock)
+            figure.canvas.blit(figure.bbox)
+            rgba = np.asarray(figure.canvas.buffer_rgba())
+            frame = Image.fromarray(rgba[..., :3].copy())
+            images.append(frame.quantize(256, Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE))
+        plt.close(figure)
+    duration = int(1000 / fps)
+    durations = [duration] * (len(images) - 1) + [duration * 12]  # linger on the final frame
+    return _atomic_write(Path(path), lambda tmp: images[0].save(
+        tmp, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0))
+
+
+def render_equation(latex: str, path: str | os.PathLike | None = None, fontsize: int = 15) -> str:
+    """Render a mathtext equation (``$...$``) to an SVG string, and to ``path`` if given."""
+    import io
+
+    figure = plt.figure(figsize=(0.01, 0.01))
+    figure.text(0, 0, latex, fontsize=fontsize, color="#1b2a3a")
+    buffer = io.StringIO()
+    figure.savefig(buffer, format="svg", bbox_inches="tight", pad_inches=0.04, transparent=True)
+    plt.close(figure)
+    svg = buffer.getvalue()
+    svg = svg[svg.index("<svg"):]
+    if path is not None:
+        _atomic_write(Path(path), lambda tmp: Path(tmp).write_text(svg))
+    return svg
+

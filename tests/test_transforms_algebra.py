@@ -1,0 +1,210 @@
+"""Property tests (hypothesis) on the algebra of transforms."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+import descentlab.optim as dl
+from _optim_helpers import (
+    loss_fn,
+    make_data,
+    make_mlp,
+    one_torch_thread,  # noqa: F401 (autouse fixture)
+)
+from descentlab.transforms import (
+    AddWeightDecay,
+    ClipByGlobalNorm,
+    ClipByParamNorm,
+    ClipByValue,
+    Context,
+    Maximize,
+    Momentum,
+    ScaleByAdaGrad,
+    ScaleByAdam,
+    ScaleByLearningRate,
+    ScaleByLocalGains,
+    ScaleByRms,
+    chain,
+)
+
+# Transforms that can share one chain (distinct state keys, compatible defaults).
+POOL = {
+    "maximize": lambda: Maximize(maximize=True),
+    "weight_decay": lambda: AddWeightDecay(weight_decay=0.01),
+    "clip_value": lambda: ClipByValue(clip_value=0.5),
+    "clip_global": lambda: ClipByGlobalNorm(max_norm=1.0),
+    "clip_param": lambda: ClipByParamNorm(max_param_norm=0.8),
+    "rms": lambda: ScaleByRms(alpha=0.9, eps=1e-8),
+    "momentum": lambda: Momentum(momentum=0.9, nesterov=True),
+    "adam": lambda: ScaleByAdam(amsgrad=True, eps=1e-8),
+    "adagrad": lambda: ScaleByAdaGrad(eps=1e-8),
+    "gains": lambda: ScaleByLocalGains(),
+    "lr": lambda: ScaleByLearningRate(lr=0.01, lr_decay=0.01),
+}
+
+SETTINGS = settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+
+names_strategy = st.lists(st.sampled_from(sorted(POOL)), min_size=0, max_size=6, unique=True)
+SHAPES = [(3, 4), (4,), (2, 2, 2)]
+
+
+def bit_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Bitwise equality that also accepts NaN at the same places."""
+    return a.shape == b.shape and bool(((a == b) | (a.isnan() & b.isnan())).all())
+
+
+def _params(seed: int = 0) -> list[torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    return [torch.randn(s, generator=gen, dtype=torch.float64).requires_grad_() for s in SHAPES]
+
+
+def _gradient(step: int, shapes=SHAPES) -> list[torch.Tensor]:
+    gen = torch.Generator().manual_seed(1000 + step)
+    return [torch.randn(s, generator=gen, dtype=torch.float64) for s in shapes]
+
+
+def _run(opt, params, start: int, steps: int, missing: frozenset = frozenset()) -> None:
+    """``steps`` steps with a fixed gradient sequence; parameter i gets no gradient at the
+    steps listed in ``missing`` as (step, i) pairs."""
+    for k in range(start, start + steps):
+        for i, (p, g) in enumerate(zip(params, _gradient(k))):
+            p.grad = None if (k, i) in missing else g.clone()
+        opt.step()
+
+
+def _build(names) -> list:
+    return [POOL[n]() for n in names]
+
+
+@given(names=names_strategy, cuts=st.tuples(st.integers(0, 6), st.integers(0, 6)))
+@SETTINGS
+def test_chain_is_associative(names, cuts):
+    i, j = sorted(min(c, len(names)) for c in cuts)
+    trajectories = []
+    for grouping in ("flat", "left", "right", "nested"):
+        t = _build(names)
+        if grouping == "flat":
+            rule = chain(*t)
+        elif grouping == "left":
+            rule = chain(chain(*t[:i]), chain(*t[i:j]), *t[j:])
+        elif grouping == "right":
+            rule = chain(*t[:i], chain(*t[i:j], chain(*t[j:])))
+        else:
+            rule = chain(chain(chain(*t[:i]), *t[i:j]), chain(*t[j:]))
+        params = _params()
+        _run(dl.from_chain(params, rule), params, 0, 6)
+        trajectories.append([p.detach().clone() for p in params])
+    for other in trajectories[1:]:
+        assert all(bit_equal(a, b) for a, b in zip(trajectories[0], other))
+
+
+@given(names=names_strategy)
+@SETTINGS
+def test_empty_chain_is_the_identity(names):
+    # chain() maps updates to themselves ...
+    u = torch.randn(5, dtype=torch.float64)
+    out = chain().update(u, {}, Context({}, 1, param=torch.zeros(5)))
+    assert torch.equal(out, u)
+    # ... so the optimizer of chain() takes the step w ← w − g ...
+    params = _params()
+    start = [p.detach().clone() for p in params]
+    _run(dl.from_chain(params, chain()), params, 0, 1)
+    assert all(torch.equal(p, w - g) for p, w, g in zip(params, start, _gradient(0)))
+    # ... and inserting it anywhere in a chain changes nothing.
+    results = []
+    for rule in (chain(*_build(names)), chain(chain(), *_build(names), chain(chain()))):
+        params = _params()
+        _run(dl.from_chain(params, rule), params, 0, 5)
+        results.append(params)
+    assert all(bit_equal(a, b) for a, b in zip(*results))
+
+
+@given(names=names_strategy.filter(lambda n: len(n) >= 2), split=st.integers(1, 5))
+@SETTINGS
+def test_chain_composes_left_to_right(names, split):
+    """chain(a, b)(u) = b(a(u)): compare with calling the two halves by hand."""
+    split = min(split, len(names) - 1)
+    hp = chain(*_build(names)).defaults
+    left, right = chain(*_build(names[:split])), chain(*_build(names[split:]))
+    whole = chain(*_build(names))
+    param = torch.randn(6, dtype=torch.float64)
+    state_whole = whole.init_state(param, hp)
+    state_whole.update({k: torch.tensor(v, dtype=torch.float64) for k, v in whole.init_scalars(hp).items()})
+    state_left, state_right = left.init_state(param, hp), right.init_state(param, hp)
+    for k in range(1, 5):
+        u = torch.randn(6, dtype=torch.float64, generator=torch.Generator().manual_seed(k))
+        by_hand = right.update(left.update(u, state_left, Context(hp, k, param=param)), state_right,
+                               Context(hp, k, param=param))
+        assert bit_equal(whole.update(u, state_whole, Context(hp, k, param=param)), by_hand)
+
+
+@given(
+    names=names_strategy,
+    first=st.integers(1, 6),
+    second=st.integers(1, 6),
+    missing=st.frozensets(st.tuples(st.integers(0, 11), st.integers(0, 2)), max_size=6),
+    via_bytes=st.booleans(),
+)
+# found by hypothesis: the original continues per parameter (its step counts differ after
+# the missing gradient) while the restored copy runs one flat buffer; the global norm must
+# not depend on that
+@example(names=["clip_global"], first=1, second=1, missing=frozenset({(0, 0)}), via_bytes=False)
+@SETTINGS
+def test_state_dict_round_trip_mid_run_is_bit_identical(names, first, second, missing, via_bytes):
+    params = _params()
+    opt = dl.from_chain(params, chain(*_build(names)))
+    _run(opt, params, 0, first, missing)
+    checkpoint = copy.deepcopy(opt.state_dict())
+    if via_bytes:
+        import io
+
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        buffer.seek(0)
+        checkpoint = torch.load(buffer, weights_only=True)
+    restored_params = [p.detach().clone().requires_grad_() for p in params]
+    restored = dl.from_chain(restored_params, chain(*_build(names)))
+    restored.load_state_dict(checkpoint)
+    _run(opt, params, first, second, missing)
+    _run(restored, restored_params, first, second, missing)
+    assert all(bit_equal(a, b) for a, b in zip(params, restored_params))
+
+
+def test_from_chain_rmsprop_nesterov_clipping_trains_an_mlp():
+    model = make_mlp()
+    x, y = make_data()
+    rule = chain(
+        ClipByGlobalNorm(max_norm=1.0),
+        ScaleByRms(alpha=0.9),
+        Momentum(momentum=0.9, nesterov=True),
+        ScaleByLearningRate(lr=1e-2),
+    )
+    opt = dl.from_chain(model.parameters(), rule)
+    assert isinstance(opt, torch.optim.Optimizer)
+    first = loss_fn(model, x, y).item()
+    for _ in range(60):
+        opt.zero_grad()
+        loss_fn(model, x, y).backward()
+        opt.step()
+    assert loss_fn(model, x, y).item() < 0.7 * first
+    assert set(opt.state[model[0].weight]) == {"square_avg", "momentum_buffer"}
+
+
+def test_conflicting_state_or_defaults_are_rejected():
+    params = _params()
+    with pytest.raises(ValueError, match="same key 'momentum_buffer'"):
+        opt = dl.from_chain(params, chain(Momentum(momentum=0.9), Momentum(momentum=0.9)))
+        _run(opt, params, 0, 1)  # (state is created lazily, at the first step)
+    with pytest.raises(ValueError, match="'lr'"):
+        chain(ScaleByLearningRate(lr=0.1), ScaleByLearningRate(lr=0.2))
+    with pytest.raises(TypeError):
+        chain(lambda u: u)
