@@ -104,6 +104,8 @@ class ChainOptimizer(torch.optim.Optimizer):
 
     #: keep ``state[p]["step"]`` (torch does for every optimizer but SGD).
     store_step: bool | None = None
+    #: create state for every parameter up front (torch's Adagrad does), not at its first gradient.
+    state_for_all_params: bool = False
 
     def __init__(
         self,
@@ -132,6 +134,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         self.fast = fast
         self.skipped_steps = 0
         self._buckets: list[list[_Bucket]] | None = None
+        self._bucketed: set[int] = set()
         defaults = {**transform.defaults, **(extra_defaults or {}), **hyperparameters}
         super().__init__(params, defaults)
         self.register_load_state_dict_post_hook(ChainOptimizer._after_load)
@@ -142,6 +145,12 @@ class ChainOptimizer(torch.optim.Optimizer):
         self.transform.validate(merged)
         super().add_param_group(param_group)
         self._buckets = None
+        if any(torch.is_complex(p) for p in self.param_groups[-1]["params"]):
+            self.param_groups.pop()
+            raise ValueError(
+                f"{type(self).__name__} does not support complex parameters; optimise "
+                "torch.view_as_real(p) of a real parameter instead"
+            )
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """As torch's, except that fast-path buckets zero their flat gradient buffer in place
@@ -246,7 +255,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         return self.transform.needs_step if self.store_step is None else self.store_step
 
     def _make_units(self) -> list[_Unit]:
-        if self._buckets is None:
+        if self._buckets is None or self._has_unbucketed_gradients():
             self._buckets = [self._build_buckets(g) for g in self.param_groups]
         units: list[_Unit] = []
         flat_allowed = self.transform.elementwise
@@ -357,10 +366,25 @@ class ChainOptimizer(torch.optim.Optimizer):
 
         return _Unit(group, p.grad, state, k, lambda: p, apply, finish, describe)
 
+    def _has_unbucketed_gradients(self) -> bool:
+        """A parameter got its first gradient since the buckets were built."""
+        return any(
+            p.grad is not None and id(p) not in self._bucketed
+            for group in self.param_groups
+            for p in group["params"]
+        )
+
     def _build_buckets(self, group: dict) -> list[_Bucket]:
+        """Buckets of the parameters that have a gradient or state: like torch, a parameter
+        that never received a gradient gets no state."""
+        if group is self.param_groups[0]:
+            self._bucketed = set()
         by_kind: dict[tuple, list[Tensor]] = {}
         for p in group["params"]:
+            if p.grad is None and not self.state.get(p) and not self.state_for_all_params:
+                continue
             by_kind.setdefault((p.device, p.dtype), []).append(p)
+            self._bucketed.add(id(p))
         return [self._build_bucket(group, params) for params in by_kind.values()]
 
     def _build_bucket(self, group: dict, params: list[Tensor]) -> _Bucket:

@@ -101,10 +101,12 @@ class Adagrad(ChainOptimizer):
     """AdaGrad: ``t ← t + g²;  w ← w − η_t·g/(√t + ε)``, ``η_t = η/(1 + (k−1)·lr_decay)``.
 
     ``chain(Maximize, AddWeightDecay, ScaleByAdaGrad, ScaleByLearningRate)``; same API
-    and state (``step``, ``sum``) as ``torch.optim.Adagrad``.
+    and state (``step``, ``sum``) as ``torch.optim.Adagrad``, which, like torch, exists
+    for every parameter from construction on.
     """
 
     store_step = True
+    state_for_all_params = True
 
     def __init__(
         self,
@@ -129,6 +131,7 @@ class Adagrad(ChainOptimizer):
             weight_decay=weight_decay, initial_accumulator_value=initial_accumulator_value,
             eps=eps, maximize=maximize,
         )
+        self._buckets = [self._build_buckets(g) for g in self.param_groups]
 
 
 class RMSprop(ChainOptimizer):
