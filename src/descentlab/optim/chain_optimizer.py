@@ -10,7 +10,8 @@ torch's, while a step can treat the whole bucket as one tensor:
 * **flat unit** (the usual case: every parameter of the bucket has a dense gradient and
   all have taken the same number of steps): the gradients are gathered into one flat
   buffer (no copy for a single parameter), the chain runs once on it, and the step is
-  subtracted from the parameters with one ``_foreach_sub_``;
+  subtracted from the parameters with one ``_foreach_add_`` (a final learning-rate scaling
+  is folded into it, saving a pass);
 * **per-parameter units** otherwise (some gradients missing, or a transform that needs
   each parameter on its own such as per-parameter norm clipping): the same chain runs on
   each parameter's views.
@@ -68,7 +69,7 @@ class _Unit:
     state: dict[str, Tensor]
     step: int
     load_param: Callable[[], Tensor]
-    apply: Callable[[Tensor], None]
+    apply: Callable[[Tensor, float], None]  # w ← w − factor·s
     finish: Callable[[], None]
     describe: Callable[[], list[tuple[str, Tensor]]]
     fused: Callable[[], None] | None = None  # fast path: runs chain and update in one call
@@ -214,7 +215,11 @@ class ChainOptimizer(torch.optim.Optimizer):
             return
         updates = [unit.grad for unit in units]
         contexts = [Context(u.group, u.step, load_param=u.load_param) for u in units]
-        for t in self.transform.leaves:
+        leaves, last = self.transform.leaves, None
+        if leaves and type(leaves[-1]).scale_factor is not Transform.scale_factor:
+            # A final pure scaling (the learning rate) is folded into the update below.
+            leaves, last = leaves[:-1], leaves[-1]
+        for t in leaves:
             if type(t).statistic is not Transform.statistic:
                 stat = t.statistic(updates, units[0].group)
                 for ctx in contexts:
@@ -224,8 +229,12 @@ class ChainOptimizer(torch.optim.Optimizer):
             updates = [
                 t.update(u, unit.state, ctx) for u, unit, ctx in zip(updates, units, contexts)
             ]
-        for unit, s in zip(units, updates):
-            unit.apply(s)
+        for unit, s, ctx in zip(units, updates, contexts):
+            factor = 1.0
+            if last is not None:
+                ctx.coef = last.coefficients(ctx.hp, ctx.step)
+                factor = last.scale_factor(ctx)
+            unit.apply(s, factor)
             unit.finish()
 
     def _all_finite(self, units: list[_Unit]) -> bool:
@@ -290,24 +299,24 @@ class ChainOptimizer(torch.optim.Optimizer):
             def load_param() -> Tensor:
                 return bucket.flat_param
 
-            def apply(s: Tensor) -> None:
-                bucket.flat_param.sub_(s)
+            def apply(s: Tensor, factor: float = 1.0) -> None:
+                bucket.flat_param.add_(s, alpha=-factor)
         elif len(params) == 1:
             grad = params[0].grad.reshape(-1)
 
             def load_param() -> Tensor:
                 return bucket.flat_views[0]
 
-            def apply(s: Tensor) -> None:
-                bucket.flat_views[0].sub_(s)
+            def apply(s: Tensor, factor: float = 1.0) -> None:
+                bucket.flat_views[0].add_(s, alpha=-factor)
         else:
             grad = torch.cat([p.grad.reshape(-1) for p in params])
 
             def load_param() -> Tensor:
                 return torch.cat(bucket.flat_views)
 
-            def apply(s: Tensor) -> None:
-                torch._foreach_sub_(bucket.flat_views, list(s.split(bucket.numels)))
+            def apply(s: Tensor, factor: float = 1.0) -> None:
+                torch._foreach_add_(bucket.flat_views, list(s.split(bucket.numels)), alpha=-factor)
 
         k = bucket.step + 1
         state = dict(bucket.flat_state)
@@ -355,8 +364,8 @@ class ChainOptimizer(torch.optim.Optimizer):
             state[key] = values[i]
         k = int(bucket.steps[i].item()) + 1
 
-        def apply(s: Tensor) -> None:
-            p.sub_(s)
+        def apply(s: Tensor, factor: float = 1.0) -> None:
+            p.add_(s, alpha=-factor)
 
         def finish() -> None:
             bucket.steps[i] = k

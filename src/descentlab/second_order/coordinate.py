@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import Tensor
 
 from ._closure import Closure, ClosureSolver, check_choice, check_hyper
 from .search import LINE_SEARCHES, search_along
@@ -86,7 +85,3 @@ class CoordinateDescent(ClosureSolver):
                 c2=group["c2"],
             )
         return f
-
-    def block_gradient(self, g: Tensor, index: int) -> Tensor:
-        lo, hi = self._block_slice(index)
-        return g[lo:hi]

@@ -22,7 +22,7 @@ class KrylovSubspaceDescent(ClosureSolver):
        on ``curvature_closure``'s batch if given), plus the previous step, and orthonormalises it
        (QR, dropping dependent directions) into ``V`` (n × m, m ≤ K + 1);
     2. minimises ``h(α) = f(x + V α)`` over α ∈ ℝᵐ with ``subspace_iter`` iterations of BFGS
-       (strong-Wolfe line search), starting from α = 0, and moves to ``x + V α``.
+       (strong-Wolfe line search), starting from α = 0, and moves to ``x + lr · V α``.
 
     Vinyals & Povey use a diagonal preconditioner in the Krylov recursion and separate batches for
     gradient, curvature and the BFGS phase; here the batches are the caller's choice.
@@ -31,18 +31,21 @@ class KrylovSubspaceDescent(ClosureSolver):
     def __init__(
         self,
         params: Any,
+        lr: float = 1.0,
         subspace_dim: int = 8,
         damping: float = 1e-3,
         curvature: str = "auto",
         subspace_iter: int = 20,
         tolerance_grad: float = 1e-9,
     ) -> None:
+        check_hyper("lr", lr, low_open=True)
         check_int("subspace_dim", subspace_dim)
         check_hyper("damping", damping)
         check_choice("curvature", curvature, ("auto", "gauss_newton", "hessian"))
         check_int("subspace_iter", subspace_iter)
         check_hyper("tolerance_grad", tolerance_grad)
         defaults = dict(
+            lr=lr,
             subspace_dim=subspace_dim,
             damping=damping,
             curvature=curvature,
@@ -116,5 +119,5 @@ class KrylovSubspaceDescent(ClosureSolver):
                 break
         step = basis @ alpha
         state["previous_step"] = step if torch.linalg.vector_norm(step) > 0 else None
-        self._set_flat_params(x + step)
+        self._set_flat_params(x + group["lr"] * step)
         return f

@@ -24,14 +24,14 @@ class _LinearFactors:
         self.a: Tensor | None = None
         self.g: Tensor | None = None
         module.register_forward_hook(self._save_input)
-        module.register_full_backward_hook(self._save_output_grad)
 
     def _save_input(self, module, args, output) -> None:
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() and output.requires_grad:
             self.inputs = args[0].detach().reshape(-1, module.in_features)
+            output.register_hook(self._save_output_grad)
 
-    def _save_output_grad(self, module, grad_input, grad_output) -> None:
-        self.output_grads = grad_output[0].detach().reshape(-1, module.out_features)
+    def _save_output_grad(self, grad: Tensor) -> None:
+        self.output_grads = grad.detach().reshape(-1, self.module.out_features)
 
     def update(self, decay: float) -> bool:
         if self.inputs is None or self.output_grads is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from ._closure import Closure, check_hyper
@@ -63,8 +64,6 @@ class Newton(LineSearchSolver):
         return graph.value, graph.grad.clone()
 
     def _hessian_from(self, graph) -> Tensor:
-        import torch
-
         eye = torch.eye(self._numel, dtype=graph.grad.dtype, device=graph.grad.device)
         rows = [graph.hvp(e) for e in eye]
         hessian = torch.stack(rows)

@@ -126,6 +126,13 @@ class Transform:
         per element."""
         return {}
 
+    def scale_factor(self, ctx: Context) -> float:
+        """Only for rules that are a pure scaling ``u ↦ c·u`` with no state: return ``c``.
+
+        Then an eager runner may fold the scaling into the parameter update
+        (``w ← w − c·s`` in one pass) instead of calling :meth:`update`."""
+        raise NotImplementedError
+
     def statistic(self, updates: list[Tensor], hp: Mapping[str, Any]) -> Tensor | None:
         """A global quantity over every update of the optimizer (e.g. the total norm)."""
         return None

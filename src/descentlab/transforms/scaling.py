@@ -37,6 +37,9 @@ class ScaleByLearningRate(Transform):
     def update(self, u: Tensor, state: dict, ctx: Context) -> Tensor:
         return u * ctx.coef["lr"]
 
+    def scale_factor(self, ctx: Context) -> float:
+        return ctx.coef["lr"]
+
 
 class Maximize(Transform):
     """``u ← −u`` when the group's ``maximize`` flag is set (gradient *ascent*)."""
