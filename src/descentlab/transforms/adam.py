@@ -55,11 +55,8 @@ class ScaleByAdam(Transform):
     def coefficients(self, hp: Mapping[str, Any], step: int) -> dict[str, float]:
         beta1, beta2 = hp["betas"]
         bias1, bias2 = 1 - beta1**step, 1 - beta2**step
-        return {
-            "inv_bias1": 1 / bias1,
-            "inv_sqrt_bias2": 1 / math.sqrt(bias2),
-            "b_k": math.sqrt(bias2) / bias1,
-        }
+        return {"bias1": bias1, "bias1_over_sqrt_bias2": bias1 / math.sqrt(bias2),
+                "b_k": math.sqrt(bias2) / bias1}
 
     def update(self, u: Tensor, state: dict, ctx: Context) -> Tensor:
         beta1, beta2 = ctx.hp["betas"]
@@ -71,9 +68,11 @@ class ScaleByAdam(Transform):
             torch.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
             v = state["max_exp_avg_sq"]
         if self.efficient:
-            return (c["b_k"] * m).div_(v.sqrt().add_(eps))
-        denom = v.sqrt().mul_(c["inv_sqrt_bias2"]).add_(eps)
-        return (m * c["inv_bias1"]).div_(denom)
+            denom = v.sqrt().add_(eps)
+            return torch.div(m, denom, out=denom).mul_(c["b_k"])
+        # m̂/(√v̂ + ε) written as m/((1 − β₁ᵏ)(√v/√(1 − β₂ᵏ) + ε)): one temporary, four passes
+        denom = v.sqrt().mul_(c["bias1_over_sqrt_bias2"]).add_(eps * c["bias1"])
+        return torch.div(m, denom, out=denom)
 
     def __repr__(self) -> str:
         return super().__repr__()[:-1] + f", efficient={self.efficient})"

@@ -33,7 +33,8 @@ class ScaleByAdaGrad(Transform):
     def update(self, u: Tensor, state: dict, ctx: Context) -> Tensor:
         t = state["sum"]
         t.addcmul_(u, u)
-        return u / (t.sqrt() + ctx.hp["eps"])
+        denom = t.sqrt().add_(ctx.hp["eps"])
+        return torch.div(u, denom, out=denom)
 
 
 class ScaleByRms(Transform):
@@ -70,7 +71,8 @@ class ScaleByRms(Transform):
             rms = v.addcmul(g_bar, g_bar, value=-1).sqrt_()
         else:
             rms = v.sqrt()
-        return u / rms.add_(eps)
+        rms.add_(eps)
+        return torch.div(u, rms, out=rms)
 
 
 class ScaleByAdaDelta(Transform):

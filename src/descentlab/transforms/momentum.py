@@ -55,7 +55,7 @@ class Momentum(Transform):
         if ctx.step == 1:
             p.copy_(u)
         else:
-            p.mul_(beta).add_(u * (1 - ctx.hp["dampening"]))
+            p.mul_(beta).add_(u, alpha=1 - ctx.hp["dampening"])
         return u + beta * p if ctx.hp["nesterov"] else p
 
 
