@@ -572,5 +572,6 @@ def test_more_invalid_hyperparameters(cls, kwargs, name):
     [so.HessianFree, so.NaturalGradient, so.KrylovSubspaceDescent, so.CoordinateDescent, so.Subgradient],
 )
 def test_other_solvers_need_a_closure(cls):
+    assert "lr" in cls([nn.Parameter(torch.zeros(2))]).defaults  # the lab's registry passes lr=
     with pytest.raises(RuntimeError, match=cls.__name__):
         cls([nn.Parameter(torch.zeros(2))]).step()
