@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from descentlab import second_order as so
-from descentlab.curvature import save_figure
+from descentlab._io import save_figure
 
 GTOL = 1e-5
 

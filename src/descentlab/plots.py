@@ -13,7 +13,6 @@ and renames it, so a crash never leaves half an image.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import torch  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from ._io import atomic_write, save_figure  # noqa: E402, F401
 from .lab import RaceResult  # noqa: E402
 from .landscapes import Landscape  # noqa: E402
 
@@ -45,32 +45,6 @@ __all__ = [
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
           "#7f7f7f", "#bcbd22"]
 _STYLE = {"axes.spines.top": False, "axes.spines.right": False, "font.size": 10, "axes.titlesize": 11}
-
-
-def _atomic_write(path: Path, write: Callable[[str], None]) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(handle)
-    try:
-        write(temporary)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-    return path
-
-
-def save_figure(figure: Figure, path: str | os.PathLike, dpi: int = 110) -> Path:
-    """Write ``figure`` to ``path`` atomically (format from the suffix) and close it."""
-    suffix = Path(path).suffix.lstrip(".").lower() or "png"
-    try:
-        return _atomic_write(Path(path), lambda tmp: figure.savefig(tmp, format=suffix, dpi=dpi,
-                                                                     bbox_inches="tight"))
-    finally:
-        plt.close(figure)
 
 
 def _grid(landscape: Landscape, resolution: int = 220) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -248,7 +222,7 @@ def animate_race(result: RaceResult, path: str | os.PathLike, frames: int = 50, 
         plt.close(figure)
     duration = int(1000 / fps)
     durations = [duration] * (len(images) - 1) + [duration * 12]  # linger on the final frame
-    return _atomic_write(Path(path), lambda tmp: images[0].save(
+    return atomic_write(Path(path), lambda tmp: images[0].save(
         tmp, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0))
 
 
@@ -264,6 +238,6 @@ def render_equation(latex: str, path: str | os.PathLike | None = None, fontsize:
     svg = buffer.getvalue()
     svg = svg[svg.index("<svg"):]
     if path is not None:
-        _atomic_write(Path(path), lambda tmp: Path(tmp).write_text(svg))
+        atomic_write(Path(path), lambda tmp: Path(tmp).write_text(svg))
     return svg
 

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from . import plots
+from ._io import atomic_write
 from .lab import RaceResult, race
 from .landscapes import least_squares
 
@@ -464,5 +465,5 @@ def build_report(
         if progress is not None:
             progress(name)
     page = render_page(sections, time.perf_counter() - began)
-    index = plots._atomic_write(directory / "index.html", lambda tmp: Path(tmp).write_text(page, "utf-8"))
+    index = atomic_write(directory / "index.html", lambda tmp: Path(tmp).write_text(page, "utf-8"))
     return index, sections

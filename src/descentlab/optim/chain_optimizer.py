@@ -136,6 +136,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         self.skipped_steps = 0
         self._buckets: list[list[_Bucket]] | None = None
         self._bucketed: set[int] = set()
+        self._all_bucketed = False
         defaults = {**transform.defaults, **(extra_defaults or {}), **hyperparameters}
         super().__init__(params, defaults)
         self.register_load_state_dict_post_hook(ChainOptimizer._after_load)
@@ -265,14 +266,12 @@ class ChainOptimizer(torch.optim.Optimizer):
 
     def _make_units(self) -> list[_Unit]:
         if self._buckets is None or self._has_unbucketed_gradients():
-            self._buckets = [self._build_buckets(g) for g in self.param_groups]
+            self._rebuild_buckets()
         units: list[_Unit] = []
         flat_allowed = self.transform.elementwise
         for gi, (group, buckets) in enumerate(zip(self.param_groups, self._buckets)):
             for bucket in buckets:
-                if bucket.fast:
-                    self._adopt_gradients(bucket)
-                have = [i for i, p in enumerate(bucket.params) if p.grad is not None]
+                have = self._adopt_gradients(bucket) if bucket.fast else self._with_gradients(bucket)
                 if not have:
                     continue
                 for i in have:
@@ -347,15 +346,33 @@ class ChainOptimizer(torch.optim.Optimizer):
         unit.fused = fused
         return unit
 
-    def _adopt_gradients(self, bucket: _Bucket) -> None:
-        """Make every gradient of a fast bucket a view into its flat gradient buffer
-        (a gradient autograd allocated anew, e.g. after ``set_to_none``, is copied in)."""
-        for p, view in zip(bucket.params, bucket.grad_views):
+    @staticmethod
+    def _with_gradients(bucket: _Bucket) -> range | list[int]:
+        """Indices of the bucket's parameters that have a gradient."""
+        have = [i for i, p in enumerate(bucket.params) if p.grad is not None]
+        return range(len(bucket.params)) if len(have) == len(bucket.params) else have
+
+    @staticmethod
+    def _adopt_gradients(bucket: _Bucket) -> range | list[int]:
+        """Make every gradient of a fast bucket a view into its flat gradient buffer (one
+        that autograd allocated anew, e.g. after ``set_to_none``, is copied in); return the
+        indices of the parameters that have a gradient."""
+        missing = []
+        for i, (p, view) in enumerate(zip(bucket.params, bucket.grad_views)):
             g = p.grad
-            if g is None or g.data_ptr() == view.data_ptr():
+            if g is view:  # the usual case: backward accumulated into the view
                 continue
-            view.copy_(g)
-            p.grad = view
+            if g is None:
+                missing.append(i)
+            elif g.is_sparse:
+                return [i]  # reported by the caller
+            elif g.data_ptr() != view.data_ptr():
+                view.copy_(g)
+                p.grad = view
+        if not missing:
+            return range(len(bucket.params))
+        skip = set(missing)
+        return [i for i in range(len(bucket.params)) if i not in skip]
 
     def _param_unit(self, group: dict, gi: int, bucket: _Bucket, i: int) -> _Unit:
         p = bucket.params[i]
@@ -375,8 +392,14 @@ class ChainOptimizer(torch.optim.Optimizer):
 
         return _Unit(group, p.grad, state, k, lambda: p, apply, finish, describe)
 
+    def _rebuild_buckets(self) -> None:
+        self._buckets = [self._build_buckets(g) for g in self.param_groups]
+        self._all_bucketed = len(self._bucketed) == sum(len(g["params"]) for g in self.param_groups)
+
     def _has_unbucketed_gradients(self) -> bool:
         """A parameter got its first gradient since the buckets were built."""
+        if self._all_bucketed:
+            return False
         return any(
             p.grad is not None and id(p) not in self._bucketed
             for group in self.param_groups

@@ -131,7 +131,7 @@ class Adagrad(ChainOptimizer):
             weight_decay=weight_decay, initial_accumulator_value=initial_accumulator_value,
             eps=eps, maximize=maximize,
         )
-        self._buckets = [self._build_buckets(g) for g in self.param_groups]
+        self._rebuild_buckets()
 
 
 class RMSprop(ChainOptimizer):
