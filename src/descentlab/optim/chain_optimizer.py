@@ -274,7 +274,8 @@ class ChainOptimizer(torch.optim.Optimizer):
                 have = self._adopt_gradients(bucket) if bucket.fast else self._with_gradients(bucket)
                 if not have:
                     continue
-                for i in have:
+                # (a fast bucket whose gradients were all adopted has only dense gradients)
+                for i in () if bucket.fast and isinstance(have, range) else have:
                     if bucket.params[i].grad.is_sparse:
                         raise RuntimeError(
                             f"{type(self).__name__} does not support sparse gradients "
