@@ -189,7 +189,7 @@ def warm_first_step(algo: Algo, sizes: list[int]) -> float:
     dl.ChainOptimizer  # noqa: B018 - keep the import alive for readers
     from descentlab.optim import fast
 
-    fast._compiled_step.cache_clear()
+    fast._COMPILED.clear()
     params = make_params(sizes)
     opt = getattr(dl, algo.name)(params, fast=True, **algo.kwargs)
     t0 = time.perf_counter()

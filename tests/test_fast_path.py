@@ -20,6 +20,16 @@ pytestmark = pytest.mark.skipif(
     not fast.fast_path_available()[0], reason=f"torch.compile unavailable: {fast.fast_path_available()[1]}"
 )
 
+
+
+@pytest.fixture(autouse=True)
+def no_silent_fallback():
+    """Past its recompilation limit torch.compile would silently run the eager code,
+    which would make these comparisons vacuous: make that an error here."""
+    with torch._dynamo.config.patch(fail_on_recompile_limit_hit=True):
+        yield
+
+
 # Every optimizer, with its options switched on (one compiled chain per line).
 CONFIGS = [
     ("SGD", {"lr": 0.01, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01}),

@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import types
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -64,15 +65,15 @@ def warn_unavailable(reason: str) -> None:
 
 
 def fused_step(
-    leaves: tuple[Transform, ...],
     grad: Tensor,
     param: Tensor,
     state: dict[str, Tensor],
     hp: Mapping[str, Any],
     step: float,
     coefficients: list[dict[str, float]],
+    leaves: tuple[Transform, ...] = (),
 ) -> None:
-    """Run the chain on one flat buffer and apply ``w ← w − s`` in place.
+    """Run the chain ``leaves`` on one flat buffer and apply ``w ← w − s`` in place.
 
     ``coefficients`` are the transforms' host-side scalars for this step, computed in
     Python so the compiled loop never evaluates powers or square roots per element."""
@@ -91,13 +92,26 @@ BACKEND: Any = "inductor"
 
 
 def compiled_step(leaves: tuple[Transform, ...]):
-    """The compiled :func:`fused_step` of a chain (one per chain and backend, cached)."""
-    return _compiled_step(leaves, BACKEND)
+    """The compiled :func:`fused_step` of a chain.
+
+    Chains with the same structure (same transform types and constructor options) share
+    one compiled step, whatever optimizer instance they belong to; each structure gets its
+    own copy of :func:`fused_step`'s code, so that ``torch.compile``'s per-function
+    recompilation limit counts one chain's variants (first step, dtypes), not every
+    optimizer of the process.
+    """
+    key = (tuple((type(t), repr(t)) for t in leaves), BACKEND)
+    if key not in _COMPILED:
+        # A function of its own (not a functools.partial, which torch.compile would wrap
+        # in one shared frame), with the chain bound as the default of ``leaves``.
+        code = fused_step.__code__.replace(co_name=f"fused_step_{len(_COMPILED)}")
+        step = types.FunctionType(code, fused_step.__globals__, code.co_name, (leaves,))
+        _COMPILED[key] = torch.compile(step, backend=BACKEND)
+    return _COMPILED[key]
 
 
-@functools.cache
-def _compiled_step(leaves: tuple[Transform, ...], backend: Any):
-    return torch.compile(functools.partial(fused_step, leaves), backend=backend)
+#: compiled steps by chain structure and backend
+_COMPILED: dict[tuple, Any] = {}
 
 
 def graph_hyperparameters(group: Mapping[str, Any]) -> dict[str, Any]:
