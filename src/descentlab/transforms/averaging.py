@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from .base import Context, Transform, check_number
@@ -39,14 +40,21 @@ class AveragedSGD(Transform):
 
     def coefficients(self, hp: Mapping[str, Any], step: int) -> dict[str, float]:
         lr, lambd, alpha, t0 = (hp[k] for k in ("lr", "lambd", "alpha", "t0"))
-        return {"next_eta": lr / ((1 + lambd * lr * step) ** alpha), "next_mu": 1 / max(1, step - t0)}
+        return {
+            "next_eta": lr / ((1 + lambd * lr * step) ** alpha),
+            "next_mu": 1 / max(1, step - t0),
+            "averaging": step - 1 - t0 > 1,  # whether this step's μ (set last step) is below 1
+        }
 
     def update(self, u: Tensor, state: dict, ctx: Context) -> Tensor:
         lambd = ctx.hp["lambd"]
         w, ax = ctx.param, state["ax"]
         eta, mu = state["eta"], state["mu"]  # 0-d tensors, in torch's scalar dtype
-        step = (u + lambd * w) * eta
-        ax.add_((w - step - ax).mul_(mu))  # with μ = 1 this is a ← w_{k+1}
+        step = torch.add(u, w, alpha=lambd).mul_(eta)
+        if ctx.coef["averaging"]:
+            ax.add_(torch.sub(w, step).sub_(ax).mul_(mu))
+        else:  # μ = 1 until t₀: the "average" is the iterate itself, a ← w_{k+1}
+            torch.sub(w, step, out=ax)
         # (written as arithmetic, not fill_, so that a compiled step keeps lr and k symbolic)
         eta.mul_(0).add_(ctx.coef["next_eta"])
         mu.mul_(0).add_(ctx.coef["next_mu"])
