@@ -1,4 +1,4 @@
-"""Every ```python block of README.md and docs/sections/*.md runs exactly as written.
+"""Every ```python block of README.md (and of any docs/sections/*.md) runs exactly as written.
 
 Each block runs on its own (a reader copies one block at a time), in a fresh namespace and
 in a temporary working directory. A block whose first line is ``# no-test`` is skipped.
@@ -58,9 +58,10 @@ def test_the_extractor_finds_and_dedents_blocks(tmp_path):
     assert [line for line, _ in blocks] == [2, 10, 13]
 
 
-def test_the_optimizer_section_has_examples():
-    section = ROOT / "docs" / "sections" / "10-optimizers.md"
-    codes = [code for _, code in python_blocks(section)]
+def test_the_readme_has_the_drop_in_and_custom_chain_examples():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert text.index("make demo") < text.index("make test") < text.index("## Optimizers")
+    codes = [code for _, code in python_blocks(ROOT / "README.md")]
     assert any("from_chain" in code for code in codes)
     assert any("from descentlab.optim import Adam" in code for code in codes)
 
