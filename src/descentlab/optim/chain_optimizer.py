@@ -265,7 +265,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         return self.transform.needs_step if self.store_step is None else self.store_step
 
     def _make_units(self) -> list[_Unit]:
-        if self._buckets is None or self._has_unbucketed_gradients():
+        if self._buckets is None or self._has_unbucketed_gradients() or self._state_keys_changed():
             self._rebuild_buckets()
         units: list[_Unit] = []
         flat_allowed = self.transform.elementwise
@@ -396,6 +396,16 @@ class ChainOptimizer(torch.optim.Optimizer):
     def _rebuild_buckets(self) -> None:
         self._buckets = [self._build_buckets(g) for g in self.param_groups]
         self._all_bucketed = len(self._bucketed) == sum(len(g["params"]) for g in self.param_groups)
+
+    def _state_keys_changed(self) -> bool:
+        """A hyperparameter edit now needs state the buckets lack (e.g. momentum raised
+        from 0): the buckets are rebuilt, keeping the existing state."""
+        probe = torch.empty(0, device="meta")
+        for group, buckets in zip(self.param_groups, self._buckets):
+            needed = self.transform.init_state(probe, group).keys()
+            if any(not needed <= bucket.flat_state.keys() for bucket in buckets):
+                return True
+        return False
 
     def _has_unbucketed_gradients(self) -> bool:
         """A parameter got its first gradient since the buckets were built."""
