@@ -26,7 +26,9 @@ def _geometric_indices(limit: int, ratio: float = 1.3) -> set[int]:
 
 
 class HessianFree(ClosureSolver):
-    """Hessian-free optimization after Martens (2010), "Deep learning via Hessian-free optimization".
+    """Hessian-free: x ← x + t·p,  p ≈ −(B + λI)⁻¹∇f by CG on curvature products (Martens 2010).
+
+    After Martens (2010), "Deep learning via Hessian-free optimization".
 
     Each ``step(closure, curvature_closure=None)``:
 

@@ -13,7 +13,9 @@ from .direction import BFGSInverseHessian
 
 
 class KrylovSubspaceDescent(ClosureSolver):
-    """Krylov subspace descent: minimise the loss over a small subspace each step (Vinyals & Povey 2012).
+    """Krylov subspace descent: x ← x + Vα, α minimising f over span{g, Ag, …} (Vinyals & Povey 2012).
+
+    Minimises the loss over a small subspace each step.
 
     Each ``step(closure, curvature_closure=None)``:
 

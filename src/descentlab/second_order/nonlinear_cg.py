@@ -14,7 +14,7 @@ from .quasi_newton import _scipy_initial_step
 
 
 class NonlinearCG(LineSearchSolver):
-    """Nonlinear conjugate gradient (Fletcher & Reeves 1964; Nocedal & Wright §5.2)::
+    """Nonlinear CG: x ← x + t·d,  d ← −g + β·d  (Fletcher & Reeves 1964; Nocedal & Wright §5.2)::
 
         d₀ = −g₀;   d_{k+1} = −g_{k+1} + β_{k+1} d_k   (β by ``beta``: "FR", "PR+", "HS", "DY")
 

@@ -26,7 +26,9 @@ def _scipy_initial_step(state: dict, f: float, g: Tensor, d: Tensor, lr: float) 
 
 
 class BFGS(LineSearchSolver):
-    """Broyden–Fletcher–Goldfarb–Shanno with a dense inverse-Hessian approximation (notes 002).
+    """BFGS: x ← x + t·d,  d = −H⁻¹g,  H⁻¹ updated from each (s, y) pair (notes 002).
+
+    Broyden–Fletcher–Goldfarb–Shanno with a dense inverse-Hessian approximation.
 
     ``d = −Hinv g``; strong-Wolfe line search (which guarantees ``yᵀs > 0``, keeping ``Hinv``
     positive definite); ``Hinv`` updated by :class:`~descentlab.second_order.direction.BFGSInverseHessian`.
@@ -83,8 +85,10 @@ class BFGS(LineSearchSolver):
 
 
 class LBFGS(LineSearchSolver):
-    """Limited-memory BFGS (Nocedal 1980; Liu & Nocedal 1989): the two-loop recursion over the last
-    ``history_size`` pairs ``(s, y)``, ``Hinv₀ = (sᵀy / yᵀy) I``, strong-Wolfe line search by default.
+    """L-BFGS: x ← x + t·d,  d = −H⁻¹g by the two-loop recursion over the last m pairs (s, y).
+
+    Limited-memory BFGS (Nocedal 1980; Liu & Nocedal 1989): ``m = history_size``,
+    ``Hinv₀ = (sᵀy / yᵀy) I``, strong-Wolfe line search by default.
 
     Same keywords as ``torch.optim.LBFGS`` (``lr``, ``max_iter=20``, ``max_eval``,
     ``tolerance_grad``, ``tolerance_change``, ``history_size=100``, ``line_search_fn``) and the same
