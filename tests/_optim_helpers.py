@@ -4,21 +4,10 @@ from __future__ import annotations
 
 import copy
 
-import pytest
 import torch
 from torch import nn
 
 FLOAT64_RTOL = 1e-10
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """These models are tiny: intra-op threads only add overhead (and spin badly on a busy
-    2-core machine). Import this fixture into a test module to use it there."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def make_mlp(seed: int = 0, dtype: torch.dtype = torch.float64) -> nn.Sequential:

@@ -11,15 +11,6 @@ from torch.autograd.functional import jacobian
 from descentlab import curvature as C
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny problems: one intra-op thread avoids oversubscription on a loaded 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def small_model(seed=0, out=3):
     torch.manual_seed(seed)
     model = nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, out)).double()

@@ -5,18 +5,8 @@ import math
 import numpy as np
 import pytest
 import scipy.optimize
-import torch
 
 from descentlab.linesearch import backtracking_armijo, strong_wolfe
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny problems: one intra-op thread avoids oversubscription on a loaded 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def rosen_problem(x0):

@@ -14,7 +14,6 @@ from _optim_helpers import (
     loss_fn,
     make_data,
     make_mlp,
-    one_torch_thread,  # noqa: F401 (autouse fixture)
 )
 from descentlab.optim import NonFiniteError
 from descentlab.transforms import (

@@ -18,7 +18,6 @@ from _optim_helpers import (
     loss_fn,
     make_data,
     make_mlp,
-    one_torch_thread,  # noqa: F401 (autouse fixture)
     twin,
 )
 from descentlab.transforms import (

@@ -15,7 +15,6 @@ from _optim_helpers import (
     batch,
     make_data,
     make_mlp,
-    one_torch_thread,  # noqa: F401 (autouse fixture)
     set_grads_from,
     twin,
 )

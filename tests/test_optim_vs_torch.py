@@ -23,7 +23,6 @@ from _optim_helpers import (
     make_data,
     make_mlp,
     max_relative_error,
-    one_torch_thread,  # noqa: F401 (autouse fixture)
     set_grads_from,
     state_bytes,
     twin,
@@ -78,6 +77,15 @@ CONFIGS: list[tuple[str, dict]] = [
     ("ASGD", dict(lr=0.05, t0=10.0, maximize=True)),
 ]
 
+
+def side_by_side(name: str, kwargs: dict):
+    """The same MLP twice, with torch's and descentlab's optimizer ``name``, and data."""
+    model_t = make_mlp()
+    model_d = twin(model_t)
+    x, y = make_data()
+    opt_t = getattr(torch.optim, name)(model_t.parameters(), **kwargs)
+    opt_d = getattr(dl, name)(model_d.parameters(), **kwargs)
+    return model_t, model_d, opt_t, opt_d, x, y
 
 def _config_id(config: tuple[str, dict]) -> str:
     name, kwargs = config
@@ -232,11 +240,7 @@ SCHEDULERS = {
 )
 def test_lr_schedulers_drive_both_identically(sched, config):
     name, kwargs = config
-    model_t = make_mlp()
-    model_d = twin(model_t)
-    x, y = make_data()
-    opt_t = getattr(torch.optim, name)(model_t.parameters(), **kwargs)
-    opt_d = getattr(dl, name)(model_d.parameters(), **kwargs)
+    model_t, model_d, opt_t, opt_d, x, y = side_by_side(name, kwargs)
     sch_t, sch_d = SCHEDULERS[sched](opt_t), SCHEDULERS[sched](opt_d)
     lrs = set()
     for k in range(STEPS):
@@ -283,11 +287,7 @@ def test_reduce_lr_on_plateau_drives_both_identically():
 )
 def test_hand_edits_of_group_hyperparameters(config):
     name, kwargs = config
-    model_t = make_mlp()
-    model_d = twin(model_t)
-    x, y = make_data()
-    opt_t = getattr(torch.optim, name)(model_t.parameters(), **kwargs)
-    opt_d = getattr(dl, name)(model_d.parameters(), **kwargs)
+    model_t, model_d, opt_t, opt_d, x, y = side_by_side(name, kwargs)
     for k in range(STEPS):
         if k % 10 == 5:
             for opt in (opt_t, opt_d):
@@ -312,11 +312,7 @@ def test_hand_edits_of_group_hyperparameters(config):
 )
 def test_step_with_closure_returns_the_loss(config):
     name, kwargs = config
-    model_t = make_mlp()
-    model_d = twin(model_t)
-    x, y = make_data()
-    opt_t = getattr(torch.optim, name)(model_t.parameters(), **kwargs)
-    opt_d = getattr(dl, name)(model_d.parameters(), **kwargs)
+    model_t, model_d, opt_t, opt_d, x, y = side_by_side(name, kwargs)
     calls = []
 
     def closure_for(model, opt):

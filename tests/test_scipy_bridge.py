@@ -8,15 +8,6 @@ from torch import nn
 from descentlab import scipy as dscipy
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny problems: one intra-op thread avoids oversubscription on a loaded 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def least_squares_problem(seed=0):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(64, 5, dtype=torch.float64, generator=g)

@@ -11,15 +11,6 @@ from torch import nn
 import descentlab.second_order as so
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny problems: one intra-op thread avoids oversubscription on a loaded 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 # -- the landscapes the lab races on (a (2,)-shaped parameter) ------------------------------
 def rosenbrock(p):
     return (1 - p[0]) ** 2 + 100 * (p[1] - p[0] ** 2) ** 2
