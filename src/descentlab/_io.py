@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["atomic_write", "save_figure"]
+__all__ = ["atomic_write", "save_figure", "writable_directory"]
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
@@ -41,3 +41,18 @@ def save_figure(figure, path: str | os.PathLike, dpi: int = 110) -> Path:
         )
     finally:
         plt.close(figure)
+
+
+def writable_directory(path: str | os.PathLike, what: str = "out") -> Path:
+    """Create the folder ``path`` if needed and check files can be written there;
+    ``ValueError`` naming ``what`` otherwise."""
+    directory = Path(path)
+    if directory.exists() and not directory.is_dir():
+        raise ValueError(f"{what}: {str(directory)!r} exists and is not a directory")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"{what}: cannot create directory {str(directory)!r}: {error.strerror}") from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise ValueError(f"{what}: directory {str(directory)!r} is not writable")
+    return directory

@@ -8,7 +8,6 @@ traceback.
 from __future__ import annotations
 
 import inspect
-import os
 import sys
 import time
 from pathlib import Path
@@ -19,6 +18,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from ._io import writable_directory
 
 app = typer.Typer(
     add_completion=False,
@@ -51,14 +52,10 @@ def _writable_file(path: Path | None, option: str, suffixes: tuple[str, ...]) ->
         return None
     if path.suffix.lower() not in suffixes:
         raise UsageProblem(f"{option} must end in {' or '.join(suffixes)}, got {str(path)!r}")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise UsageProblem(f"{option}: cannot create folder {str(folder)!r}: {error.strerror}") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise UsageProblem(f"{option}: folder {str(folder)!r} is not writable")
+    try:
+        writable_directory(path.parent if str(path.parent) else Path("."), option)
+    except ValueError as error:
+        raise UsageProblem(str(error)) from None
     return path
 
 

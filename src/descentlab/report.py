@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from . import plots
-from ._io import atomic_write
+from ._io import atomic_write, writable_directory
 from .lab import RaceResult, race
 from .landscapes import least_squares
 
@@ -48,16 +48,7 @@ class Section:
 
 def check_output_dir(path: str | os.PathLike) -> Path:
     """Create ``path`` if needed and make sure files can be written there; ``ValueError`` otherwise."""
-    directory = Path(path)
-    if directory.exists() and not directory.is_dir():
-        raise ValueError(f"out: {str(directory)!r} exists and is not a directory")
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ValueError(f"out: cannot create directory {str(directory)!r}: {error.strerror}") from error
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise ValueError(f"out: directory {str(directory)!r} is not writable")
-    return directory
+    return writable_directory(path, "out")
 
 
 def _race_rows(result: RaceResult) -> tuple[list[str], list[list[str]]]:
