@@ -186,7 +186,6 @@ def variants(algo: Algo) -> dict[str, Callable]:
 def warm_first_step(algo: Algo, sizes: list[int]) -> float:
     """First step of a new fast-path optimizer once the compile cache is filled."""
     torch._dynamo.reset()
-    dl.ChainOptimizer  # noqa: B018 - keep the import alive for readers
     from descentlab.optim import fast
 
     fast._COMPILED.clear()

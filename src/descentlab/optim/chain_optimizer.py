@@ -221,7 +221,7 @@ class ChainOptimizer(torch.optim.Optimizer):
             # A final pure scaling (the learning rate) is folded into the update below.
             leaves, last = leaves[:-1], leaves[-1]
         for t in leaves:
-            if type(t).statistic is not Transform.statistic:
+            if t.has_statistic:
                 stat = t.statistic(updates, units[0].group)
                 for ctx in contexts:
                     ctx.stats[t] = stat
@@ -481,9 +481,7 @@ class ChainOptimizer(torch.optim.Optimizer):
             return False
         if self.transform.elementwise is False:
             return False
-        has_statistic = any(
-            type(t).statistic is not Transform.statistic for t in self.transform.leaves
-        )
+        has_statistic = any(t.has_statistic for t in self.transform.leaves)
         if has_statistic and (len(self.param_groups) > 1 or len(
             {(p.device, p.dtype) for g in self.param_groups for p in g["params"]}
         ) > 1):

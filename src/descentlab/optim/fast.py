@@ -80,7 +80,7 @@ def fused_step(
     ctx = Context(hp, step, param=param)
     u = grad
     for t, coef in zip(leaves, coefficients):
-        if type(t).statistic is not Transform.statistic:
+        if t.has_statistic:
             ctx.stats[t] = t.statistic([u], hp)
         ctx.coef = coef
         u = t.update(u, state, ctx)

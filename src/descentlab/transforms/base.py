@@ -145,6 +145,11 @@ class Transform:
 
     # -- structure --------------------------------------------------------------------
     @property
+    def has_statistic(self) -> bool:
+        """Whether the rule needs a global statistic (it overrides :meth:`statistic`)."""
+        return type(self).statistic is not Transform.statistic
+
+    @property
     def leaves(self) -> tuple[Transform, ...]:
         return (self,)
 
@@ -204,7 +209,7 @@ class Chain(Transform):
 
     def update(self, u: Tensor, state: dict[str, Tensor], ctx: Context) -> Tensor:
         for t in self._leaves:
-            if type(t).statistic is not Transform.statistic and t not in ctx.stats:
+            if t.has_statistic and t not in ctx.stats:
                 ctx.stats[t] = t.statistic([u], ctx.hp)
             ctx.coef = t.coefficients(ctx.hp, ctx.step)
             u = t.update(u, state, ctx)
