@@ -608,11 +608,32 @@ def test_scalar_state_dtype_follows_torch_under_float64_default(config, default_
             assert opt_d.state[p_d][key].dtype == value.dtype, key
 
 
-def test_torch_execution_flags_are_accepted():
-    model = make_mlp()
-    dl.Adam(model.parameters(), foreach=True, fused=False)
-    dl.SGD(model.parameters(), foreach=False)
-    dl.RMSprop(model.parameters(), foreach=True)
+def test_torch_execution_flags_are_accepted_change_nothing_and_say_so_once(monkeypatch):
+    import warnings
+
+    from descentlab.optim import chain_optimizer
+
+    monkeypatch.setattr(chain_optimizer, "_WARNED", set())
+    x, y = make_data()
+    trajectories = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for flags in ({}, {"foreach": True, "fused": False}, {"foreach": False}):
+            model = make_mlp()
+            opt = dl.Adam(model.parameters(), lr=0.01, **flags)
+            for _ in range(5):
+                opt.zero_grad()
+                loss_fn(model, x, y).backward()
+                opt.step()
+            trajectories.append([p.detach().clone() for p in model.parameters()])
+    messages = [str(w.message) for w in caught if "has no effect" in str(w.message)]
+    assert len(messages) == 2  # foreach once, fused once, for the whole process
+    assert any("foreach=True" in m for m in messages) and any("fused=False" in m for m in messages)
+    for other in trajectories[1:]:
+        assert all(torch.equal(a, b) for a, b in zip(trajectories[0], other))
+    for flag in ("capturable", "differentiable"):
+        with pytest.raises(ValueError, match=flag):
+            dl.Adam(make_mlp().parameters(), **{flag: True})
 
 
 def test_asgd_average_of_a_parameter_that_never_stepped_is_the_parameter():

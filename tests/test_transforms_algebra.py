@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, example, given, settings
@@ -84,26 +85,37 @@ def _build(names) -> list:
     return [POOL[n]() for n in names]
 
 
+def _initial_state(rule, param, hp):
+    state = rule.init_state(param, hp)
+    state.update({k: torch.tensor(v, dtype=torch.float64) for k, v in rule.init_scalars(hp).items()})
+    return state
+
+
 @given(names=names_strategy, cuts=st.tuples(st.integers(0, 6), st.integers(0, 6)))
 @SETTINGS
 def test_chain_is_associative(names, cuts):
+    """Every grouping of the same transforms is the same chain, and running its three parts one
+    after the other (each through the runner, with its own state) gives the whole chain's steps."""
     i, j = sorted(min(c, len(names)) for c in cuts)
-    trajectories = []
-    for grouping in ("flat", "left", "right", "nested"):
-        t = _build(names)
-        if grouping == "flat":
-            rule = chain(*t)
-        elif grouping == "left":
-            rule = chain(chain(*t[:i]), chain(*t[i:j]), *t[j:])
-        elif grouping == "right":
-            rule = chain(*t[:i], chain(*t[i:j], chain(*t[j:])))
-        else:
-            rule = chain(chain(chain(*t[:i]), *t[i:j]), chain(*t[j:]))
-        params = _params()
-        _run(dl.from_chain(params, rule), params, 0, 6)
-        trajectories.append([p.detach().clone() for p in params])
-    for other in trajectories[1:]:
-        assert all(bit_equal(a, b) for a, b in zip(trajectories[0], other))
+    t = _build(names)
+    groupings = [
+        chain(*t),
+        chain(chain(*t[:i]), chain(*t[i:j]), *t[j:]),
+        chain(*t[:i], chain(*t[i:j], chain(*t[j:]))),
+        chain(chain(chain(*t[:i]), *t[i:j]), chain(*t[j:])),
+    ]
+    assert all(rule.leaves == tuple(t) for rule in groupings)
+    whole, parts = groupings[0], [chain(*t[:i]), chain(*t[i:j]), chain(*t[j:])]
+    hp = whole.defaults
+    param = torch.randn(6, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+    state_whole = _initial_state(whole, param, hp)
+    state_parts = [_initial_state(part, param, hp) for part in parts]
+    for k in range(1, 6):
+        u = torch.randn(6, dtype=torch.float64, generator=torch.Generator().manual_seed(k))
+        by_parts = u
+        for part, state in zip(parts, state_parts):
+            by_parts = part.update(by_parts, state, Context(hp, k, param=param))
+        assert bit_equal(whole.update(u, state_whole, Context(hp, k, param=param)), by_parts)
 
 
 @given(names=names_strategy)
@@ -198,12 +210,93 @@ def test_from_chain_rmsprop_nesterov_clipping_trains_an_mlp():
     assert set(opt.state[model[0].weight]) == {"square_avg", "momentum_buffer"}
 
 
-def test_conflicting_state_or_defaults_are_rejected():
+def _two_momenta_reference(grads, betas, lr):
+    """NumPy transcription: two velocity-form momenta in sequence, then w ← w − η·p₂
+    (p_k ← β p_k + u, p_k = u at the first step, as torch.optim.SGD)."""
+    w = np.zeros_like(grads[0])
+    velocities = [None, None]
+    for g in grads:
+        u = g
+        for i, beta in enumerate(betas):
+            velocities[i] = u.copy() if velocities[i] is None else beta * velocities[i] + u
+            u = velocities[i]
+        w = w - lr * u
+    return w
+
+
+def _rms_twice_reference(grads, alphas, eps, lr):
+    w, averages = np.zeros_like(grads[0]), [np.zeros_like(grads[0]) for _ in alphas]
+    for g in grads:
+        u = g
+        for i, alpha in enumerate(alphas):
+            averages[i] = alpha * averages[i] + (1 - alpha) * u * u
+            u = u / (np.sqrt(averages[i]) + eps)
+        w = w - lr * u
+    return w
+
+
+def _grads(steps, n=5):
+    generator = np.random.default_rng(0)
+    return [generator.standard_normal(n) for _ in range(steps)]
+
+
+def test_the_same_transform_twice_gets_its_own_hyperparameters_and_state():
+    grads = _grads(12)
+    rule = chain(Momentum(momentum=0.9), Momentum(momentum=0.5), ScaleByLearningRate(lr=0.1))
+    assert rule.defaults["momentum:0"] == 0.9 and rule.defaults["momentum:1"] == 0.5
+    assert "momentum" not in rule.defaults and rule.defaults["dampening"] == 0.0  # same default: shared
+    w = torch.zeros(5, dtype=torch.float64, requires_grad=True)
+    opt = dl.from_chain([w], rule)
+    for g in grads:
+        w.grad = torch.from_numpy(g)
+        opt.step()
+    assert sorted(opt.state[w]) == ["momentum_buffer:0", "momentum_buffer:1"]
+    np.testing.assert_allclose(w.detach().numpy(), _two_momenta_reference(grads, (0.9, 0.5), 0.1), rtol=1e-12)
+
+
+def test_two_moving_averages_with_different_betas():
+    grads = _grads(10)
+    rule = chain(ScaleByRms(alpha=0.9), ScaleByRms(alpha=0.5), ScaleByLearningRate(lr=0.01))
+    w = torch.zeros(5, dtype=torch.float64, requires_grad=True)
+    opt = dl.from_chain([w], rule)
+    for g in grads:
+        w.grad = torch.from_numpy(g)
+        opt.step()
+    expected = _rms_twice_reference(grads, (0.9, 0.5), 1e-8, 0.01)
+    np.testing.assert_allclose(w.detach().numpy(), expected, rtol=1e-12)
+
+
+def test_namespaced_hyperparameters_are_addressed_by_their_keys():
+    grads = _grads(8)
+    rule = chain(Momentum(momentum=0.9), Momentum(momentum=0.5), ScaleByLearningRate(lr=0.1))
+    with pytest.raises(TypeError, match="momentum:0"):
+        dl.from_chain([torch.zeros(5, requires_grad=True)], rule, momentum=0.3)  # ambiguous: refused
+    with pytest.raises(ValueError, match="momentum"):
+        dl.from_chain([torch.zeros(5, requires_grad=True)], rule, **{"momentum:1": 1.5})
+    w = torch.zeros(5, dtype=torch.float64, requires_grad=True)
+    opt = dl.from_chain([w], rule, **{"momentum:1": 0.2})
+    for k, g in enumerate(grads):
+        if k == 4:
+            opt.param_groups[0]["momentum:0"] = 0.9  # (unchanged) hand edits read at every step
+        w.grad = torch.from_numpy(g)
+        opt.step()
+    np.testing.assert_allclose(w.detach().numpy(), _two_momenta_reference(grads, (0.9, 0.2), 0.1), rtol=1e-12)
+    assert rule.namespaces()[1] == ({"momentum": "momentum:1"}, {"momentum_buffer": "momentum_buffer:1"})
+
+
+def test_namespaced_state_round_trips_through_a_checkpoint():
+    rule = lambda: chain(Momentum(momentum=0.9), Momentum(momentum=0.5), ScaleByLearningRate(lr=0.1))  # noqa: E731
     params = _params()
-    with pytest.raises(ValueError, match="same key 'momentum_buffer'"):
-        opt = dl.from_chain(params, chain(Momentum(momentum=0.9), Momentum(momentum=0.9)))
-        _run(opt, params, 0, 1)  # (state is created lazily, at the first step)
-    with pytest.raises(ValueError, match="'lr'"):
-        chain(ScaleByLearningRate(lr=0.1), ScaleByLearningRate(lr=0.2))
+    opt = dl.from_chain(params, rule())
+    _run(opt, params, 0, 3)
+    restored_params = [p.detach().clone().requires_grad_() for p in params]
+    restored = dl.from_chain(restored_params, rule())
+    restored.load_state_dict(copy.deepcopy(opt.state_dict()))
+    _run(opt, params, 3, 3)
+    _run(restored, restored_params, 3, 3)
+    assert all(bit_equal(a, b) for a, b in zip(params, restored_params))
+
+
+def test_chain_takes_only_transforms():
     with pytest.raises(TypeError):
         chain(lambda u: u)

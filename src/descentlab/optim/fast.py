@@ -1,19 +1,20 @@
-"""The fast path: a whole chain as one compiled pass over flat buffers.
+"""The compiled executor: a whole chain as one compiled pass over a bucket's flat buffers.
 
-In fast mode a bucket's parameters and gradients live in one flat buffer each (the
-parameters become views into it, once, when the bucket is built), so a step is a single
-call of the chain on a few large tensors, whatever the number of parameter tensors:
-``torch.compile`` fuses the chain and the update ``w ← w − s`` into one loop that reads
-the parameter, the gradient and the state once and writes the parameter and the state
-once — the memory-bandwidth floor.
+A bucket that owns its storage (:meth:`~descentlab.optim.layout.BucketLayout.own_storage`)
+keeps its parameters and gradients in one flat buffer each, so a step is a single call of
+the chain runner on a few large tensors, whatever the number of parameter tensors:
+``torch.compile`` fuses the chain and the update ``w ← w − s`` into one loop that reads the
+parameter, the gradient and the state once and writes the parameter and the state once —
+the memory-bandwidth floor.
 
 Hyperparameters reach the compiled function as Python numbers, which ``torch.compile``
 treats as graph inputs rather than constants (``specialize_float=False``), so a learning
 rate changed at every step by a scheduler does not trigger recompilation; the step count
-is passed the same way.
+is passed the same way, and the transforms' host-side coefficients (bias corrections, ...)
+are computed before the call.
 
-The math is the transforms' single implementation: this module only decides *how* the
-chain runs.
+The math is the transforms' single implementation, run by
+:func:`~descentlab.transforms.base.run_chain`: this module only decides *how* it runs.
 """
 
 from __future__ import annotations
@@ -23,15 +24,16 @@ import os
 import shutil
 import types
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from ..transforms.base import Context, Transform
+from ..transforms.base import Context, Transform, chain_coefficients, run_chain
+from .layout import BucketLayout
 
-__all__ = ["fast_path_available", "FAST_MIN_NUMEL", "compiled_step", "fused_step"]
+__all__ = ["fast_path_available", "FAST_MIN_NUMEL", "compiled_step", "fused_step", "run_compiled"]
 
 #: in ``fast=None`` (auto) mode, buckets with at least this many elements take the fast path;
 #: below it, compiling costs more than it saves.
@@ -60,7 +62,7 @@ def warn_unavailable(reason: str) -> None:
     warnings.warn(
         f"descentlab: fast path unavailable ({reason}); running the eager path",
         RuntimeWarning,
-        stacklevel=3,
+        stacklevel=4,
     )
 
 
@@ -70,42 +72,36 @@ def fused_step(
     state: dict[str, Tensor],
     hp: Mapping[str, Any],
     step: float,
-    coefficients: list[dict[str, float]],
-    leaves: tuple[Transform, ...] = (),
+    coefficients: Sequence[Mapping[str, Any]],
+    rule: Transform | None = None,
 ) -> None:
-    """Run the chain ``leaves`` on one flat buffer and apply ``w ← w − s`` in place.
-
-    ``coefficients`` are the transforms' host-side scalars for this step, computed in
-    Python so the compiled loop never evaluates powers or square roots per element."""
-    ctx = Context(hp, step, param=param)
-    u = grad
-    for t, coef in zip(leaves, coefficients):
-        if t.has_statistic:
-            ctx.stats[t] = t.statistic([u], hp)
-        ctx.coef = coef
-        u = t.update(u, state, ctx)
-    param.sub_(u)
+    """The chain ``rule`` on one flat buffer, then ``w ← w − s`` in place (what is compiled)."""
+    ctx = Context(hp, step, param=param, coefficients=coefficients)
+    (s,), _ = run_chain(rule, [grad], [state], [ctx])
+    param.sub_(s)
 
 
 #: the ``torch.compile`` backend of the fast path (tests swap in a counting backend).
 BACKEND: Any = "inductor"
 
 
-def compiled_step(leaves: tuple[Transform, ...]):
-    """The compiled :func:`fused_step` of a chain.
+def compiled_step(rule: Transform):
+    """The compiled :func:`fused_step` of a chain, shared by every chain of the same structure.
 
-    Chains with the same structure (same transform types and constructor options) share
-    one compiled step, whatever optimizer instance they belong to; each structure gets its
-    own copy of :func:`fused_step`'s code, so that ``torch.compile``'s per-function
-    recompilation limit counts one chain's variants (first step, dtypes), not every
-    optimizer of the process.
+    The cache key is the chain's :meth:`~descentlab.transforms.Transform.structure` (the
+    transform types, their code-changing options and the chain's namespaces). Each structure
+    gets a function with its own code object: ``torch.compile`` keeps its recompilation
+    budget (``recompile_limit``, 8 graphs) per code object, and one chain legitimately needs
+    several graphs (first step, dtypes, hyperparameter branches such as ``momentum == 0``);
+    with a single shared function, the graphs of every chain of the process would share one
+    budget and, once it is spent, torch.compile would silently run the Python code instead
+    (measured: the fast-path tests hit the limit). Copying the code object, rather than
+    raising ``recompile_limit``, keeps torch's configuration untouched.
     """
-    key = (tuple((type(t), repr(t)) for t in leaves), BACKEND)
+    key = (rule.structure(), BACKEND)
     if key not in _COMPILED:
-        # A function of its own (not a functools.partial, which torch.compile would wrap
-        # in one shared frame), with the chain bound as the default of ``leaves``.
         code = fused_step.__code__.replace(co_name=f"fused_step_{len(_COMPILED)}")
-        step = types.FunctionType(code, fused_step.__globals__, code.co_name, (leaves,))
+        step = types.FunctionType(code, fused_step.__globals__, code.co_name, (rule,))
         _COMPILED[key] = torch.compile(step, backend=BACKEND)
     return _COMPILED[key]
 
@@ -117,3 +113,18 @@ _COMPILED: dict[tuple, Any] = {}
 def graph_hyperparameters(group: Mapping[str, Any]) -> dict[str, Any]:
     """The param group without its tensors: what the compiled step reads."""
     return {k: v for k, v in group.items() if k not in ("params", "param_names")}
+
+
+@torch.no_grad()
+def run_compiled(rule: Transform, layout: BucketLayout, group: Mapping[str, Any]) -> None:
+    """One compiled step of a bucket that owns its storage (every gradient present, one step count)."""
+    k = layout.step + 1
+    compiled_step(rule)(
+        layout.flat_grad,
+        layout.flat_param,
+        layout.flat_state(),
+        graph_hyperparameters(group),
+        float(k),
+        chain_coefficients(rule, group, k),
+    )
+    layout.advance_all()

@@ -34,8 +34,9 @@ from ..transforms import (
 from ..transforms import (
     HeavyBall as HeavyBallRule,
 )
-from ._compat import check_torch_flags
-from .chain_optimizer import ChainOptimizer, NonFinitePolicy
+from ..transforms.base import Transform
+from ..validation import NonFinitePolicy
+from .chain_optimizer import ChainOptimizer, constructor_arguments
 
 __all__ = [
     "SGD",
@@ -56,8 +57,12 @@ __all__ = [
 Params = Iterable[Any]
 
 
-def _weight_decay(decoupled: bool) -> AddWeightDecay:
-    return AddDecoupledWeightDecay() if decoupled else AddWeightDecay()
+def adaptive_chain(scaling: Transform, decoupled_weight_decay: bool) -> Transform:
+    """``Maximize → weight decay → scaling → lr``, or with decoupled weight decay (Loshchilov &
+    Hutter 2019) ``Maximize → scaling → decay → lr``: where the decay sits is the only difference."""
+    if decoupled_weight_decay:
+        return chain(Maximize(), scaling, AddDecoupledWeightDecay(), ScaleByLearningRate())
+    return chain(Maximize(), AddWeightDecay(), scaling, ScaleByLearningRate())
 
 
 class SGD(ChainOptimizer):
@@ -89,12 +94,9 @@ class SGD(ChainOptimizer):
         nonfinite: NonFinitePolicy = None,
         fast: bool | None = None,
     ) -> None:
-        check_torch_flags("SGD", foreach=foreach, fused=fused, differentiable=differentiable)
+        arguments = constructor_arguments(locals())
         rule = chain(Maximize(), AddWeightDecay(), Momentum(), ScaleByLearningRate())
-        super().__init__(
-            params, rule, nonfinite=nonfinite, fast=fast, lr=lr, momentum=momentum, dampening=dampening,
-            weight_decay=weight_decay, nesterov=nesterov, maximize=maximize,
-        )
+        super().__init__(params, rule, **arguments)
 
 
 class Adagrad(ChainOptimizer):
@@ -124,14 +126,9 @@ class Adagrad(ChainOptimizer):
         nonfinite: NonFinitePolicy = None,
         fast: bool | None = None,
     ) -> None:
-        check_torch_flags("Adagrad", foreach=foreach, fused=fused, differentiable=differentiable)
+        arguments = constructor_arguments(locals())
         rule = chain(Maximize(), AddWeightDecay(), ScaleByAdaGrad(), ScaleByLearningRate())
-        super().__init__(
-            params, rule, nonfinite=nonfinite, fast=fast, lr=lr, lr_decay=lr_decay,
-            weight_decay=weight_decay, initial_accumulator_value=initial_accumulator_value,
-            eps=eps, maximize=maximize,
-        )
-        self._rebuild_buckets()
+        super().__init__(params, rule, **arguments)
 
 
 class RMSprop(ChainOptimizer):
@@ -168,17 +165,9 @@ class RMSprop(ChainOptimizer):
         nonfinite: NonFinitePolicy = None,
         fast: bool | None = None,
     ) -> None:
-        check_torch_flags(
-            "RMSprop", foreach=foreach, capturable=capturable, differentiable=differentiable
-        )
-        rule = chain(
-            Maximize(), AddWeightDecay(), ScaleByRms(), Momentum(), ScaleByLearningRate()
-        )
-        super().__init__(
-            params, rule, nonfinite=nonfinite, fast=fast, lr=lr, alpha=alpha, eps=eps,
-            weight_decay=weight_decay, momentum=momentum, centered=centered,
-            nesterov=nesterov, maximize=maximize,
-        )
+        arguments = constructor_arguments(locals())
+        rule = chain(Maximize(), AddWeightDecay(), ScaleByRms(), Momentum(), ScaleByLearningRate())
+        super().__init__(params, rule, **arguments)
 
 
 class Adadelta(ChainOptimizer):
@@ -205,14 +194,9 @@ class Adadelta(ChainOptimizer):
         nonfinite: NonFinitePolicy = None,
         fast: bool | None = None,
     ) -> None:
-        check_torch_flags(
-            "Adadelta", foreach=foreach, capturable=capturable, differentiable=differentiable
-        )
+        arguments = constructor_arguments(locals())
         rule = chain(Maximize(), AddWeightDecay(), ScaleByAdaDelta(), ScaleByLearningRate())
-        super().__init__(
-            params, rule, nonfinite=nonfinite, fast=fast, lr=lr, rho=rho, eps=eps,
-            weight_decay=weight_decay, maximize=maximize,
-        )
+        super().__init__(params, rule, **arguments)
 
 
 class Adam(ChainOptimizer):
@@ -226,6 +210,7 @@ class Adam(ChainOptimizer):
     """
 
     store_step = True
+    group_extras = ("decoupled_weight_decay",)
 
     def __init__(
         self,
@@ -245,21 +230,9 @@ class Adam(ChainOptimizer):
         nonfinite: NonFinitePolicy = None,
         fast: bool | None = None,
     ) -> None:
-        check_torch_flags(
-            type(self).__name__, foreach=foreach, fused=fused, capturable=capturable,
-            differentiable=differentiable,
-        )
-        decay = _weight_decay(decoupled_weight_decay)
-        if decoupled_weight_decay:
-            rule = chain(Maximize(), ScaleByAdam(), decay, ScaleByLearningRate())
-        else:
-            rule = chain(Maximize(), decay, ScaleByAdam(), ScaleByLearningRate())
-        super().__init__(
-            params, rule, nonfinite=nonfinite, fast=fast,
-            extra_defaults={"decoupled_weight_decay": decoupled_weight_decay},
-            lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-            maximize=maximize,
-        )
+        arguments = constructor_arguments(locals())
+        rule = adaptive_chain(ScaleByAdam(), decoupled_weight_decay)
+        super().__init__(params, rule, **arguments)
 
 
 class AdamW(Adam):
@@ -319,14 +292,9 @@ class Adamax(ChainOptimizer):
         nonfinite: NonFinitePolicy = None,
         fast: bool | None = None,
     ) -> None:
-        check_torch_flags(
-            "Adamax", foreach=foreach, capturable=capturable, differentiable=differentiable
-        )
+        arguments = constructor_arguments(locals())
         rule = chain(Maximize(), AddWeightDecay(), ScaleByAdamax(), ScaleByLearningRate())
-        super().__init__(
-            params, rule, nonfinite=nonfinite, fast=fast, lr=lr, betas=betas, eps=eps,
-            weight_decay=weight_decay, maximize=maximize,
-        )
+        super().__init__(params, rule, **arguments)
 
 
 class NAdam(ChainOptimizer):
@@ -340,6 +308,7 @@ class NAdam(ChainOptimizer):
     """
 
     store_step = True
+    group_extras = ("decoupled_weight_decay",)
 
     def __init__(
         self,
@@ -358,20 +327,9 @@ class NAdam(ChainOptimizer):
         nonfinite: NonFinitePolicy = None,
         fast: bool | None = None,
     ) -> None:
-        check_torch_flags(
-            "NAdam", foreach=foreach, capturable=capturable, differentiable=differentiable
-        )
-        decay = _weight_decay(decoupled_weight_decay)
-        if decoupled_weight_decay:
-            rule = chain(Maximize(), ScaleByNAdam(), decay, ScaleByLearningRate())
-        else:
-            rule = chain(Maximize(), decay, ScaleByNAdam(), ScaleByLearningRate())
-        super().__init__(
-            params, rule, nonfinite=nonfinite, fast=fast,
-            extra_defaults={"decoupled_weight_decay": decoupled_weight_decay},
-            lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-            momentum_decay=momentum_decay, maximize=maximize,
-        )
+        arguments = constructor_arguments(locals())
+        rule = adaptive_chain(ScaleByNAdam(), decoupled_weight_decay)
+        super().__init__(params, rule, **arguments)
 
 
 class Rprop(ChainOptimizer):
@@ -399,13 +357,9 @@ class Rprop(ChainOptimizer):
         nonfinite: NonFinitePolicy = None,
         fast: bool | None = None,
     ) -> None:
-        check_torch_flags(
-            "Rprop", foreach=foreach, capturable=capturable, differentiable=differentiable
-        )
-        super().__init__(
-            params, chain(Maximize(), ScaleByRprop()), nonfinite=nonfinite, fast=fast, lr=lr,
-            etas=tuple(etas), step_sizes=tuple(step_sizes), maximize=maximize,
-        )
+        arguments = constructor_arguments(locals())
+        rule = chain(Maximize(), ScaleByRprop())
+        super().__init__(params, rule, **arguments)
 
 
 class ASGD(ChainOptimizer):
@@ -437,14 +391,9 @@ class ASGD(ChainOptimizer):
         nonfinite: NonFinitePolicy = None,
         fast: bool | None = None,
     ) -> None:
-        check_torch_flags(
-            "ASGD", foreach=foreach, capturable=capturable, differentiable=differentiable
-        )
+        arguments = constructor_arguments(locals())
         rule = chain(Maximize(), AddWeightDecay(), AveragedSGD())
-        super().__init__(
-            params, rule, nonfinite=nonfinite, fast=fast, lr=lr, lambd=lambd, alpha=alpha, t0=t0,
-            weight_decay=weight_decay, maximize=maximize,
-        )
+        super().__init__(params, rule, **arguments)
 
     def averaged_parameters(self) -> list[Tensor]:
         """The Polyak averages ``ax`` of every parameter (the parameter itself before its
@@ -496,11 +445,9 @@ class Lion(ChainOptimizer):
         nonfinite: NonFinitePolicy = None,
         fast: bool | None = None,
     ) -> None:
+        arguments = constructor_arguments(locals())
         rule = chain(Maximize(), ScaleByLion(), AddDecoupledWeightDecay(), ScaleByLearningRate())
-        super().__init__(
-            params, rule, nonfinite=nonfinite, fast=fast, lr=lr, betas=betas, weight_decay=weight_decay,
-            maximize=maximize,
-        )
+        super().__init__(params, rule, **arguments)
 
 
 class HeavyBall(ChainOptimizer):
@@ -525,11 +472,9 @@ class HeavyBall(ChainOptimizer):
         nonfinite: NonFinitePolicy = None,
         fast: bool | None = None,
     ) -> None:
+        arguments = constructor_arguments(locals())
         rule = chain(Maximize(), AddWeightDecay(), HeavyBallRule())
-        super().__init__(
-            params, rule, nonfinite=nonfinite, fast=fast, lr=lr, momentum=momentum,
-            weight_decay=weight_decay, maximize=maximize,
-        )
+        super().__init__(params, rule, **arguments)
 
 
 class DeltaBarDelta(ChainOptimizer):
@@ -560,8 +505,6 @@ class DeltaBarDelta(ChainOptimizer):
         nonfinite: NonFinitePolicy = None,
         fast: bool | None = None,
     ) -> None:
+        arguments = constructor_arguments(locals())
         rule = chain(Maximize(), ScaleByLocalGains(), Momentum(), ScaleByLearningRate())
-        super().__init__(
-            params, rule, nonfinite=nonfinite, fast=fast, lr=lr, delta=delta,
-            gain_bounds=tuple(gain_bounds), momentum=momentum, maximize=maximize,
-        )
+        super().__init__(params, rule, **arguments)

@@ -9,14 +9,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .base import Context, Transform, check_bool, check_number, check_unit_interval
+from ..validation import check_bool, check_number, check_pair, check_unit_interval
+from .base import Context, Transform
 
 
 def check_betas(hp: Mapping[str, Any]) -> tuple[float, float]:
-    betas = hp["betas"]
-    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-        raise ValueError(f"betas must be a pair (beta1, beta2) in [0, 1), got {betas!r}")
-    return check_unit_interval("betas[0]", betas[0]), check_unit_interval("betas[1]", betas[1])
+    beta1, beta2 = check_pair("betas", hp["betas"], "beta1 in [0, 1)", "beta2 in [0, 1)")
+    return check_unit_interval("betas[0]", beta1), check_unit_interval("betas[1]", beta2)
 
 
 class ScaleByAdam(Transform):
@@ -34,6 +33,8 @@ class ScaleByAdam(Transform):
     """
 
     defaults = {"betas": (0.9, 0.999), "eps": 1e-8, "amsgrad": False}
+    state_keys = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+    options = ("efficient",)
     needs_step = True
 
     def __init__(self, efficient: bool = False, **defaults: Any) -> None:
@@ -74,9 +75,6 @@ class ScaleByAdam(Transform):
         denom = v.sqrt().mul_(c["bias1_over_sqrt_bias2"]).add_(eps * c["bias1"])
         return torch.div(m, denom, out=denom)
 
-    def __repr__(self) -> str:
-        return super().__repr__()[:-1] + f", efficient={self.efficient})"
-
 
 class ScaleByAdamax(Transform):
     """Adamax: Adam with the L∞ norm in place of L2 (Kingma & Ba 2015, §7; notes 004)::
@@ -89,6 +87,7 @@ class ScaleByAdamax(Transform):
     """
 
     defaults = {"betas": (0.9, 0.999), "eps": 1e-8}
+    state_keys = ("exp_avg", "exp_inf")
     needs_step = True
 
     def validate(self, hp: Mapping[str, Any]) -> None:
@@ -122,6 +121,7 @@ class ScaleByNAdam(Transform):
     """
 
     defaults = {"betas": (0.9, 0.999), "eps": 1e-8, "momentum_decay": 4e-3}
+    state_keys = ("exp_avg", "exp_avg_sq", "mu_product")
     needs_step = True
 
     def validate(self, hp: Mapping[str, Any]) -> None:

@@ -8,7 +8,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .base import Context, Transform, check_bool, check_number, check_unit_interval
+from ..validation import check_bool, check_number, check_unit_interval
+from .base import Context, Transform
 
 
 class ScaleByAdaGrad(Transform):
@@ -22,6 +23,7 @@ class ScaleByAdaGrad(Transform):
     """
 
     defaults = {"eps": 1e-10, "initial_accumulator_value": 0.0}
+    state_keys = ("sum",)
 
     def validate(self, hp: Mapping[str, Any]) -> None:
         check_number("eps", hp["eps"], low=0.0, low_open=True)
@@ -49,6 +51,7 @@ class ScaleByRms(Transform):
     """
 
     defaults = {"alpha": 0.99, "eps": 1e-8, "centered": False}
+    state_keys = ("square_avg", "grad_avg")
 
     def validate(self, hp: Mapping[str, Any]) -> None:
         check_unit_interval("alpha", hp["alpha"])
@@ -87,6 +90,7 @@ class ScaleByAdaDelta(Transform):
     """
 
     defaults = {"rho": 0.9, "eps": 1e-6}
+    state_keys = ("square_avg", "acc_delta")
 
     def validate(self, hp: Mapping[str, Any]) -> None:
         check_number("rho", hp["rho"], low=0.0, high=1.0)

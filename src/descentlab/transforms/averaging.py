@@ -8,7 +8,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .base import Context, Transform, check_number
+from ..validation import check_number
+from .base import Context, Transform, overwrite_
 
 
 class AveragedSGD(Transform):
@@ -24,6 +25,7 @@ class AveragedSGD(Transform):
     """
 
     defaults = {"lr": 1e-2, "lambd": 1e-4, "alpha": 0.75, "t0": 1e6}
+    state_keys = ("ax", "eta", "mu")
     needs_step = True
 
     def validate(self, hp: Mapping[str, Any]) -> None:
@@ -55,7 +57,6 @@ class AveragedSGD(Transform):
             ax.add_(torch.sub(w, step).sub_(ax).mul_(mu))
         else:  # μ = 1 until t₀: the "average" is the iterate itself, a ← w_{k+1}
             torch.sub(w, step, out=ax)
-        # (written as arithmetic, not fill_, so that a compiled step keeps lr and k symbolic)
-        eta.mul_(0).add_(ctx.coef["next_eta"])
-        mu.mul_(0).add_(ctx.coef["next_mu"])
+        overwrite_(eta, ctx.coef["next_eta"])
+        overwrite_(mu, ctx.coef["next_mu"])
         return step

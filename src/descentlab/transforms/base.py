@@ -20,22 +20,41 @@ on a flat buffer holding a whole parameter group (the fast path):
   over every update of the optimizer before calling :meth:`Transform.update`;
 * hyperparameters come from ``ctx.hp`` (the param group), never from attributes, so torch
   LR schedulers and hand edits of ``group["lr"]`` take effect at the next step.
+
+The chain runs in one place, :func:`run_chain`: the optimizer's eager paths call it on
+per-parameter or flat tensors and its compiled path compiles it, so the loop that the
+algebra tests exercise is the loop that trains models.
+
+Names in a chain. A hyperparameter or state key read by one transform keeps its plain
+name — torch's names, so ``group["lr"]``, ``group["betas"]``, torch schedulers and
+``torch.optim`` checkpoints work. When two transforms of a chain use the same name they
+*collide*, and each of them gets its own namespaced copy ``"<name>:<i>"``, ``i`` being the
+transform's position in ``chain.leaves``: in ``chain(Momentum(momentum=0.9),
+Momentum(momentum=0.5), ScaleByLearningRate())`` the group holds ``"momentum:0"`` (0.9) and
+``"momentum:1"`` (0.5), and each transform keeps its own ``"momentum_buffer:0"`` /
+``"momentum_buffer:1"``. Hyperparameters read by several transforms with the *same*
+default (say ``error_if_nonfinite``) are one shared key. :meth:`Chain.namespaces` lists
+the renamings.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
+
+from ..validation import check_bool, check_number, check_unit_interval
 
 __all__ = [
     "Transform",
     "Chain",
     "chain",
     "Context",
+    "run_chain",
+    "chain_coefficients",
+    "overwrite_",
     "scalar_state_dtype",
     "check_number",
     "check_unit_interval",
@@ -48,30 +67,46 @@ def scalar_state_dtype() -> torch.dtype:
     return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
 
 
+def overwrite_(target: Tensor, value: Tensor | float) -> Tensor:
+    """``target ← value`` in place, written so that a compiled step keeps it correct.
+
+    The one home of the inductor workarounds: a ``copy_`` from a tensor that the same
+    compiled step updates later may be reordered after that update, and ``fill_`` with a
+    Python float would bake the value into the graph; ``target·0 + value`` does neither.
+    """
+    return target.mul_(0).add_(value)
+
+
 class Context:
     """What a transform sees besides the updates.
 
     Attributes:
-        hp: the parameter group (hyperparameters are read from it at every step).
+        group: the whole parameter group.
+        hp: the group as the current transform reads it (its namespaced keys translated to
+            plain names); hyperparameters are read from it at every step.
         step: 1-based number of the step being taken for these parameters.
-        stats: global statistics computed by transforms' :meth:`Transform.statistic`.
+        statistic: the current transform's :meth:`Transform.statistic`, if it has one.
         coef: the current transform's :meth:`Transform.coefficients` for this step.
+        coefficients: optional precomputed coefficients, one mapping per leaf of the chain
+            (the compiled path computes them on the host and passes them in).
     """
 
-    __slots__ = ("hp", "step", "stats", "coef", "_param", "_load_param")
+    __slots__ = ("group", "hp", "step", "statistic", "coef", "coefficients", "_param", "_load_param")
 
     def __init__(
         self,
         hp: Mapping[str, Any],
-        step: int,
+        step: int | float,
         param: Tensor | None = None,
         load_param: Callable[[], Tensor] | None = None,
-        stats: dict | None = None,
+        coefficients: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
+        self.group = hp
         self.hp = hp
         self.step = step
-        self.stats = {} if stats is None else stats
-        self.coef: Mapping[str, float] = {}
+        self.statistic: Any = None
+        self.coef: Mapping[str, Any] = {}
+        self.coefficients = coefficients
         self._param = param
         self._load_param = load_param
 
@@ -85,18 +120,49 @@ class Context:
         return self._param
 
 
+class _Renamed(Mapping):
+    """A mapping read through a renaming: ``view[name] = base[names.get(name, name)]``."""
+
+    __slots__ = ("base", "names")
+
+    def __init__(self, base: Mapping[str, Any], names: Mapping[str, str]) -> None:
+        self.base, self.names = base, names
+
+    def __getitem__(self, name: str) -> Any:
+        return self.base[self.names.get(name, name)]
+
+    def __contains__(self, name: object) -> bool:
+        return self.names.get(name, name) in self.base  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[str]:
+        inverse = {key: name for name, key in self.names.items()}
+        return (inverse.get(key, key) for key in self.base)
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+
+def _view(base: Mapping[str, Any], names: Mapping[str, str]) -> Mapping[str, Any]:
+    return _Renamed(base, names) if names else base
+
+
 class Transform:
     """One update rule with per-parameter state.
 
     Subclasses set :attr:`defaults` (hyperparameter name → default, merged into the
-    optimizer's param-group defaults) and override :meth:`update`; they may override
-    :meth:`init_state` (tensors shaped like the parameter), :meth:`init_scalars`
-    (one number per parameter tensor, stored like torch's ``step``), :meth:`validate`
-    and :meth:`statistic`.
+    optimizer's param-group defaults), declare the names of their state in
+    :attr:`state_keys`, and override :meth:`update`; they may override :meth:`init_state`
+    (tensors shaped like the parameter), :meth:`init_scalars` (one number per parameter
+    tensor, stored like torch's ``step``), :meth:`coefficients`, :meth:`validate` and
+    :meth:`statistic`.
     """
 
     #: hyperparameter name → default value; constructor keyword arguments override them.
     defaults: Mapping[str, Any] = {}
+    #: every key this rule may keep in a parameter's state (tensors and scalars).
+    state_keys: tuple[str, ...] = ()
+    #: constructor options (attributes) that change the rule's code, part of :meth:`structure`.
+    options: tuple[str, ...] = ()
     #: whether the rule reads ``ctx.step`` (then ``state["step"]`` is kept, as torch does).
     needs_step: bool = False
 
@@ -137,7 +203,7 @@ class Transform:
         """A global quantity over every update of the optimizer (e.g. the total norm)."""
         return None
 
-    def update(self, u: Tensor, state: dict[str, Tensor], ctx: Context) -> Tensor:
+    def update(self, u: Tensor, state: Mapping[str, Tensor], ctx: Context) -> Tensor:
         raise NotImplementedError
 
     def validate(self, hp: Mapping[str, Any]) -> None:
@@ -150,24 +216,39 @@ class Transform:
         return type(self).statistic is not Transform.statistic
 
     @property
+    def is_pure_scaling(self) -> bool:
+        """Whether the rule is a stateless scaling ``u ↦ c·u`` (it overrides :meth:`scale_factor`)."""
+        return type(self).scale_factor is not Transform.scale_factor
+
+    @property
     def leaves(self) -> tuple[Transform, ...]:
         return (self,)
+
+    def namespaces(self) -> tuple[tuple[dict[str, str], dict[str, str]], ...]:
+        """Per leaf, ``(hyperparameter renames, state renames)``: plain name → group/state key."""
+        return (({}, {}),)
 
     @property
     def elementwise(self) -> bool:
         """True when the rule can run on a flat buffer of several parameters."""
         return True
 
+    def structure(self) -> tuple:
+        """What the compiled code of the rule depends on: its type and its :attr:`options`
+        (not its hyperparameters, which are read from the group at every step)."""
+        return (type(self), tuple(getattr(self, name) for name in self.options))
+
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.defaults.items())
-        return f"{type(self).__name__}({args})"
+        args = [f"{k}={v!r}" for k, v in self.defaults.items()]
+        args += [f"{name}={getattr(self, name)!r}" for name in self.options]
+        return f"{type(self).__name__}({', '.join(args)})"
 
 
 class Chain(Transform):
     """Transforms applied one after the other: ``chain(a, b)(u) = b(a(u))``.
 
     Nested chains are flattened, so composition is associative and ``chain()`` is the
-    identity.
+    identity. Names that two leaves share are namespaced (see the module docstring).
     """
 
     def __init__(self, *transforms: Transform) -> None:
@@ -177,15 +258,11 @@ class Chain(Transform):
                 raise TypeError(f"chain() takes Transform objects, got {type(t).__name__}")
             leaves.extend(t.leaves)
         self._leaves = tuple(leaves)
+        self._namespaces = _namespaces(self._leaves)
         merged: dict[str, Any] = {}
-        for t in self._leaves:
-            for key, value in t.defaults.items():
-                if key in merged and not _same_default(merged[key], value):
-                    raise ValueError(
-                        f"chain(): transforms disagree on the default of {key!r} "
-                        f"({merged[key]!r} vs {value!r}); give the same value to both"
-                    )
-                merged.setdefault(key, value)
+        for leaf, (hp_names, _) in zip(self._leaves, self._namespaces):
+            for name, value in leaf.defaults.items():
+                merged.setdefault(hp_names.get(name, name), value)
         self.defaults = merged
         self.needs_step = any(t.needs_step for t in self._leaves)
 
@@ -193,27 +270,38 @@ class Chain(Transform):
     def leaves(self) -> tuple[Transform, ...]:
         return self._leaves
 
+    def namespaces(self) -> tuple[tuple[dict[str, str], dict[str, str]], ...]:
+        return self._namespaces
+
     @property
     def elementwise(self) -> bool:
         return all(t.elementwise for t in self._leaves)
 
+    def structure(self) -> tuple:
+        return tuple(t.structure() for t in self._leaves) + (_frozen(self._namespaces),)
+
     def validate(self, hp: Mapping[str, Any]) -> None:
-        for t in self._leaves:
-            t.validate(hp)
+        for leaf, (hp_names, _) in zip(self._leaves, self._namespaces):
+            leaf.validate(_view(hp, hp_names))
 
     def init_state(self, param: Tensor, hp: Mapping[str, Any]) -> dict[str, Tensor]:
-        return _merge_state(t.init_state(param, hp) for t in self._leaves)
+        state: dict[str, Tensor] = {}
+        for leaf, (hp_names, state_names) in zip(self._leaves, self._namespaces):
+            for key, value in leaf.init_state(param, _view(hp, hp_names)).items():
+                state[state_names.get(key, key)] = value
+        return state
 
     def init_scalars(self, hp: Mapping[str, Any]) -> dict[str, float]:
-        return _merge_state(t.init_scalars(hp) for t in self._leaves)
+        scalars: dict[str, float] = {}
+        for leaf, (hp_names, state_names) in zip(self._leaves, self._namespaces):
+            for key, value in leaf.init_scalars(_view(hp, hp_names)).items():
+                scalars[state_names.get(key, key)] = value
+        return scalars
 
-    def update(self, u: Tensor, state: dict[str, Tensor], ctx: Context) -> Tensor:
-        for t in self._leaves:
-            if t.has_statistic and t not in ctx.stats:
-                ctx.stats[t] = t.statistic([u], ctx.hp)
-            ctx.coef = t.coefficients(ctx.hp, ctx.step)
-            u = t.update(u, state, ctx)
-        return u
+    def update(self, u: Tensor, state: Mapping[str, Tensor], ctx: Context) -> Tensor:
+        """The chain on one tensor: :func:`run_chain` with a single update."""
+        (step,), _ = run_chain(self, [u], [state], [ctx])
+        return step
 
     def __repr__(self) -> str:
         return "chain(" + ", ".join(repr(t) for t in self._leaves) + ")"
@@ -225,60 +313,98 @@ def chain(*transforms: Transform) -> Chain:
 
 
 def _same_default(a: Any, b: Any) -> bool:
+    if isinstance(a, Tensor) or isinstance(b, Tensor) or isinstance(a, bool) != isinstance(b, bool):
+        return a is b
     try:
         return bool(a == b)
-    except Exception:  # e.g. tensors
+    except Exception:  # an object whose == does not give a truth value
         return a is b
 
 
-def _merge_state(parts) -> dict:
-    merged: dict = {}
-    for part in parts:
-        for key, value in part.items():
-            if key in merged:
-                raise ValueError(
-                    f"chain(): two transforms keep state under the same key {key!r}; "
-                    "a chain can hold each stateful rule once"
-                )
-            merged[key] = value
-    return merged
+def _namespaces(leaves: tuple[Transform, ...]) -> tuple[tuple[dict[str, str], dict[str, str]], ...]:
+    """Which names of which leaves collide, and the key each colliding leaf uses instead.
+
+    A hyperparameter collides when two leaves read it with different defaults; a state key
+    collides whenever two leaves may keep it."""
+    readers: dict[str, list[int]] = {}
+    keepers: dict[str, list[int]] = {}
+    for i, leaf in enumerate(leaves):
+        for name in leaf.defaults:
+            readers.setdefault(name, []).append(i)
+        for key in leaf.state_keys:
+            keepers.setdefault(key, []).append(i)
+    hp_names: list[dict[str, str]] = [{} for _ in leaves]
+    state_names: list[dict[str, str]] = [{} for _ in leaves]
+    for name, users in readers.items():
+        first = leaves[users[0]].defaults[name]
+        if any(not _same_default(first, leaves[i].defaults[name]) for i in users[1:]):
+            for i in users:
+                hp_names[i][name] = f"{name}:{i}"
+    for key, users in keepers.items():
+        if len(users) > 1:
+            for i in users:
+                state_names[i][key] = f"{key}:{i}"
+    return tuple(zip(hp_names, state_names))
 
 
-# -- validation helpers ----------------------------------------------------------------
-def _is_number(value: Any) -> bool:
-    if isinstance(value, Tensor):
-        return value.numel() == 1
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def _frozen(namespaces) -> tuple:
+    return tuple((tuple(sorted(h.items())), tuple(sorted(s.items()))) for h, s in namespaces)
 
 
-def check_number(
-    name: str,
-    value: Any,
+# -- the runner --------------------------------------------------------------------------
+def chain_coefficients(rule: Transform, group: Mapping[str, Any], step: int | float) -> list[dict[str, Any]]:
+    """Every leaf's host-side :meth:`Transform.coefficients` for one step, in chain order."""
+    return [
+        leaf.coefficients(_view(group, hp_names), step)
+        for leaf, (hp_names, _) in zip(rule.leaves, rule.namespaces())
+    ]
+
+
+def run_chain(
+    rule: Transform,
+    updates: Sequence[Tensor],
+    states: Sequence[Mapping[str, Tensor]],
+    contexts: Sequence[Context],
     *,
-    low: float = -math.inf,
-    high: float = math.inf,
-    low_open: bool = False,
-    high_open: bool = False,
-) -> float:
-    """Check that ``value`` is a finite number in the given interval; return it as float."""
-    lo_b, hi_b = ("(" if low_open else "["), (")" if high_open else "]")
-    allowed = f"{lo_b}{low:g}, {high:g}{hi_b}"
-    if not _is_number(value):
-        raise ValueError(f"{name} must be a number in {allowed}, got {value!r}")
-    v = float(value)
-    if not math.isfinite(v):
-        raise ValueError(f"{name} must be a finite number in {allowed}, got {v}")
-    if v < low or v > high or (low_open and v == low) or (high_open and v == high):
-        raise ValueError(f"{name} must be in {allowed}, got {v}")
-    return v
+    fold_scaling: bool = False,
+) -> tuple[list[Tensor], list[Any]]:
+    """Run a chain on one or several units (a parameter, or a flat buffer of parameters).
+
+    For each leaf, in order: (1) its global statistic over the updates of *every* unit, if
+    it declares one; (2) its coefficients for each unit's step (precomputed ones from
+    ``ctx.coefficients`` when given); (3) its update of each unit, reading its
+    hyperparameters and state through its namespace.
+
+    With ``fold_scaling``, a final pure scaling (the learning rate) is not applied: its
+    factor is returned instead, so that the caller can apply ``w ← w − c·s`` in one pass.
+    Returns ``(steps, factors)``, one of each per unit (factors are 1.0 without folding).
+    """
+    leaves, namespaces = rule.leaves, rule.namespaces()
+    folded = fold_scaling and bool(leaves) and leaves[-1].is_pure_scaling
+    updates = list(updates)
+    for index in range(len(leaves) - int(folded)):
+        leaf, (hp_names, state_names) = leaves[index], namespaces[index]
+        _enter(leaf, index, hp_names, contexts)
+        if leaf.has_statistic:
+            value = leaf.statistic(updates, contexts[0].hp)
+            for ctx in contexts:
+                ctx.statistic = value
+        updates = [
+            leaf.update(u, _view(state, state_names), ctx) for u, state, ctx in zip(updates, states, contexts)
+        ]
+    factors: list[Any] = [1.0] * len(updates)
+    if folded:
+        index = len(leaves) - 1
+        _enter(leaves[index], index, namespaces[index][0], contexts)
+        factors = [leaves[index].scale_factor(ctx) for ctx in contexts]
+    return updates, factors
 
 
-def check_unit_interval(name: str, value: Any) -> float:
-    """A decay rate such as a beta: ``0 ≤ value < 1``."""
-    return check_number(name, value, low=0.0, high=1.0, high_open=True)
-
-
-def check_bool(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
-    return value
+def _enter(leaf: Transform, index: int, hp_names: Mapping[str, str], contexts: Sequence[Context]) -> None:
+    """Point every context at ``leaf``: its view of the group, its coefficients."""
+    for ctx in contexts:
+        ctx.hp = _view(ctx.group, hp_names)
+        ctx.statistic = None
+        ctx.coef = (
+            ctx.coefficients[index] if ctx.coefficients is not None else leaf.coefficients(ctx.hp, ctx.step)
+        )

@@ -1,7 +1,8 @@
 """Gradient clipping as transforms: by value, by global norm, by per-parameter norm.
 
 Put clipping first in a chain, so that it sees the raw gradients. With
-``error_if_nonfinite=True`` (torch's name), a NaN/inf norm raises ``FloatingPointError``
+``error_if_nonfinite=True`` (torch's name), a NaN/inf norm raises
+:class:`~descentlab.validation.NonFiniteError` (a ``FloatingPointError``)
 before any update is made; to *skip* such steps instead, build the optimizer with
 ``nonfinite="skip"`` (:class:`~descentlab.optim.ChainOptimizer`), which checks the gradients
 before the chain runs. For plain training loops see :mod:`descentlab.clipping`.
@@ -15,12 +16,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .base import Context, Transform, check_bool, check_number
+from ..validation import NonFiniteError, check_bool, check_number
+from .base import Context, Transform
 
 
 def _check_finite(norm: Tensor, hp: Mapping[str, Any], what: str) -> None:
     if hp["error_if_nonfinite"] and not bool(torch.isfinite(norm).all()):
-        raise FloatingPointError(
+        raise NonFiniteError(
             f"{what}: the gradient norm is not finite ({norm.max().item()}); "
             "error_if_nonfinite=True stops here (use nonfinite='skip' on the optimizer to skip)"
         )
@@ -64,7 +66,7 @@ class ClipByGlobalNorm(Transform):
         return total
 
     def update(self, u: Tensor, state: dict, ctx: Context) -> Tensor:
-        total = ctx.stats[self]
+        total = ctx.statistic
         factor = torch.clamp(ctx.hp["max_norm"] / (total + 1e-6), max=1.0)
         return u * factor.to(u.dtype)
 

@@ -8,7 +8,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .base import Context, Transform, check_number
+from ..validation import check_number, check_pair
+from .base import Context, Transform
 
 
 class ScaleByLocalGains(Transform):
@@ -25,15 +26,13 @@ class ScaleByLocalGains(Transform):
     """
 
     defaults = {"delta": 0.05, "gain_bounds": (0.1, 10.0)}
+    state_keys = ("gain", "prev_grad")
 
     def validate(self, hp: Mapping[str, Any]) -> None:
         check_number("delta", hp["delta"], low=0.0, high=1.0, low_open=True, high_open=True)
-        bounds = hp["gain_bounds"]
-        if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
-            raise ValueError(f"gain_bounds must be a pair (lo, hi), got {bounds!r}")
-        lo = check_number("gain_bounds[0] (lo)", bounds[0], low=0.0, high=1.0, low_open=True)
-        hi = check_number("gain_bounds[1] (hi)", bounds[1], low=1.0)
-        del lo, hi
+        lo, hi = check_pair("gain_bounds", hp["gain_bounds"], "lo", "hi")
+        check_number("gain_bounds[0] (lo)", lo, low=0.0, high=1.0, low_open=True)
+        check_number("gain_bounds[1] (hi)", hi, low=1.0)
 
     def init_state(self, param: Tensor, hp: Mapping[str, Any]) -> dict[str, Tensor]:
         return {"gain": torch.ones_like(param), "prev_grad": torch.zeros_like(param)}

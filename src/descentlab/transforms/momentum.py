@@ -8,7 +8,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .base import Context, Transform, check_bool, check_number
+from ..validation import check_bool, check_number
+from .base import Context, Transform, overwrite_
 
 
 class Momentum(Transform):
@@ -27,6 +28,7 @@ class Momentum(Transform):
     """
 
     defaults = {"momentum": 0.0, "dampening": 0.0, "nesterov": False}
+    state_keys = ("momentum_buffer",)
 
     def validate(self, hp: Mapping[str, Any]) -> None:
         check_number("momentum", hp["momentum"], low=0.0, high=1.0, high_open=True)
@@ -71,6 +73,7 @@ class HeavyBall(Transform):
     """
 
     defaults = {"lr": 1e-3, "momentum": 0.9}
+    state_keys = ("previous_param",)
 
     def validate(self, hp: Mapping[str, Any]) -> None:
         check_number("lr", hp["lr"], low=0.0)
@@ -82,7 +85,7 @@ class HeavyBall(Transform):
     def update(self, u: Tensor, state: dict, ctx: Context) -> Tensor:
         w, w_prev = ctx.param, state["previous_param"]
         step = ctx.hp["lr"] * u - ctx.hp["momentum"] * (w - w_prev)
-        w_prev.mul_(0).add_(w)  # (not copy_: inductor reorders a copy_ from the parameter)
+        overwrite_(w_prev, w)
         return step
 
 
@@ -101,6 +104,7 @@ class NesterovLookahead(Transform):
     """
 
     defaults = {"lr": 1e-3, "momentum": 0.9}
+    state_keys = ("velocity",)
 
     def validate(self, hp: Mapping[str, Any]) -> None:
         check_number("lr", hp["lr"], low=0.0)

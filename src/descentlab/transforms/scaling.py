@@ -7,7 +7,8 @@ from typing import Any
 
 from torch import Tensor
 
-from .base import Context, Transform, check_bool, check_number
+from ..validation import check_bool, check_number
+from .base import Context, Transform
 
 
 class ScaleByLearningRate(Transform):

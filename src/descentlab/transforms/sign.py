@@ -8,8 +8,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..validation import check_number, check_pair
 from .adam import check_betas
-from .base import Context, Transform, check_number
+from .base import Context, Transform
 
 
 class ScaleByRprop(Transform):
@@ -26,20 +27,16 @@ class ScaleByRprop(Transform):
     """
 
     defaults = {"lr": 1e-2, "etas": (0.5, 1.2), "step_sizes": (1e-6, 50.0)}
+    state_keys = ("prev", "step_size")
 
     def validate(self, hp: Mapping[str, Any]) -> None:
         check_number("lr", hp["lr"], low=0.0)
-        etas, sizes = hp["etas"], hp["step_sizes"]
-        if not isinstance(etas, (tuple, list)) or len(etas) != 2:
-            raise ValueError(f"etas must be a pair (eta_minus, eta_plus), got {etas!r}")
-        eta_minus = check_number("etas[0] (eta_minus)", etas[0], low=0.0, high=1.0,
-                                 low_open=True, high_open=True)
-        eta_plus = check_number("etas[1] (eta_plus)", etas[1], low=1.0, low_open=True)
-        del eta_minus, eta_plus
-        if not isinstance(sizes, (tuple, list)) or len(sizes) != 2:
-            raise ValueError(f"step_sizes must be a pair (min, max), got {sizes!r}")
-        lo = check_number("step_sizes[0] (minimum step)", sizes[0], low=0.0)
-        check_number("step_sizes[1] (maximum step)", sizes[1], low=lo)
+        eta_minus, eta_plus = check_pair("etas", hp["etas"], "eta_minus", "eta_plus")
+        check_number("etas[0] (eta_minus)", eta_minus, low=0.0, high=1.0, low_open=True, high_open=True)
+        check_number("etas[1] (eta_plus)", eta_plus, low=1.0, low_open=True)
+        smallest, largest = check_pair("step_sizes", hp["step_sizes"], "min", "max")
+        lo = check_number("step_sizes[0] (minimum step)", smallest, low=0.0)
+        check_number("step_sizes[1] (maximum step)", largest, low=lo)
 
     def init_state(self, param: Tensor, hp: Mapping[str, Any]) -> dict[str, Tensor]:
         return {"prev": torch.zeros_like(param), "step_size": torch.full_like(param, hp["lr"])}
@@ -70,6 +67,7 @@ class ScaleByLion(Transform):
     """
 
     defaults = {"betas": (0.9, 0.99)}
+    state_keys = ("exp_avg",)
 
     def validate(self, hp: Mapping[str, Any]) -> None:
         check_betas(hp)

@@ -1,0 +1,224 @@
+"""Where an optimizer's state lives: flat buffers per bucket, torch-compatible views per parameter.
+
+A *bucket* is the set of parameters of one param group that share dtype and device.
+:class:`BucketLayout` owns everything about a bucket's memory and nothing about how a step
+is computed (that is the executors' job, :mod:`descentlab.optim.executors`):
+
+* one flat buffer per state key (``exp_avg``, ``momentum_buffer``, ...), the concatenation of
+  every parameter's state, and ``optimizer.state[p]`` holding *views* into them under
+  torch's key names — so ``state_dict()``, ``torch.distributed.checkpoint`` and ZeRO's
+  ``consolidate_state_dict`` see ordinary per-parameter state;
+* per-parameter scalar state and step counts, ``[n]`` tensors in torch's scalar dtype (the
+  ``step`` of ``state[p]`` is a 0-d view into them);
+* optionally the parameters' own storage: with :meth:`own_storage` the parameters and their
+  gradients are moved into one flat buffer each (the parameters become views into it),
+  which lets a compiled step treat the whole bucket as one tensor. Storage is never taken
+  over for parameters in shared memory (``share_memory()``, Hogwild: they are used where
+  they are) nor for tensor subclasses such as ``DTensor`` (they run per parameter), and
+  :meth:`storage_intact` notices when other code (e.g. ``ZeroRedundancyOptimizer(
+  parameters_as_bucket_view=True)``) has replaced a parameter's ``.data`` since.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..transforms.base import Transform, scalar_state_dtype
+
+__all__ = ["BucketLayout", "plain_tensor"]
+
+
+def plain_tensor(p: Tensor) -> bool:
+    """An ordinary dense tensor (not sparse, not a subclass such as ``DTensor``)."""
+    return type(p) in (Tensor, torch.nn.Parameter) and p.layout == torch.strided
+
+
+class BucketLayout:
+    """The parameters of one bucket and their state in flat buffers (see the module docstring)."""
+
+    def __init__(
+        self,
+        params: list[Tensor],
+        state: dict[str, Tensor],
+        scalars: dict[str, Tensor],
+        steps: Tensor,
+    ) -> None:
+        self.params = params
+        self.numels = [p.numel() for p in params]
+        #: state key -> flat buffer holding that state for every parameter of the bucket
+        self.state = state
+        #: scalar state key -> [n] tensor, one value per parameter
+        self.scalars = scalars
+        #: steps taken by each parameter ([n], torch's scalar dtype)
+        self.steps = steps
+        self._step: int | None = None
+        self._step_known = False
+        #: dense, contiguous, plain tensors: can be treated as one flat vector
+        self.contiguous = all(plain_tensor(p) and p.is_contiguous() for p in params)
+        self.flat_param: Tensor | None = None
+        self.flat_grad: Tensor | None = None
+        self._grad_views: list[Tensor] = []
+        self._pointers: list[int] = []
+
+    # -- building -------------------------------------------------------------------------
+    @classmethod
+    def build(
+        cls, params: list[Tensor], rule: Transform, group: Mapping[str, Any], old: Mapping[Tensor, dict]
+    ) -> BucketLayout:
+        """Flat state for ``params``: existing per-parameter state (``old[p]``, e.g. loaded from
+        a checkpoint) is copied in, the rest initialised by the rule."""
+        tensors: dict[str, list[Tensor]] = {}
+        scalars: dict[str, list[float]] = {}
+        steps: list[float] = []
+        for p in params:
+            previous = old.get(p, {})
+            for key, fresh in rule.init_state(p.detach(), group).items():
+                existing = previous.get(key)
+                usable = isinstance(existing, Tensor) and existing.numel() == p.numel()
+                tensors.setdefault(key, []).append(
+                    existing.detach().to(fresh.dtype).reshape(-1) if usable else fresh.reshape(-1)
+                )
+            for key, value in rule.init_scalars(group).items():
+                scalars.setdefault(key, []).append(float(previous.get(key, value)))
+            steps.append(float(previous["step"]) if "step" in previous else (1.0 if previous else 0.0))
+        dtype, device = scalar_state_dtype(), params[0].device
+        return cls(
+            params,
+            {key: torch.cat(parts) for key, parts in tensors.items()},
+            {key: torch.tensor(vals, dtype=dtype, device=device) for key, vals in scalars.items()},
+            torch.tensor(steps, dtype=dtype, device=device),
+        )
+
+    def parameter_state(self, i: int, store_step: bool) -> dict[str, Tensor]:
+        """Parameter ``i``'s state as torch shows it: views into the flat buffers."""
+        offset = sum(self.numels[:i])
+        p, n = self.params[i], self.numels[i]
+        entry = {key: flat[offset : offset + n].view_as(p) for key, flat in self.state.items()}
+        entry.update({key: values[i] for key, values in self.scalars.items()})
+        if store_step:
+            entry["step"] = self.steps[i]
+        return entry
+
+    def has_state_for(self, keys) -> bool:
+        return set(keys) <= self.state.keys()
+
+    # -- owning the parameters' storage -------------------------------------------------------
+    def can_own_storage(self) -> bool:
+        return self.contiguous and not any(p.is_shared() for p in self.params)
+
+    def own_storage(self) -> None:
+        """Move the parameters (and their gradients) into one flat buffer each."""
+        self.flat_param = torch.cat([p.detach().reshape(-1) for p in self.params])
+        self.flat_grad = torch.zeros_like(self.flat_param)
+        self._grad_views, offset = [], 0
+        for p, n in zip(self.params, self.numels):
+            p.data = self.flat_param[offset : offset + n].view_as(p)
+            view = self.flat_grad[offset : offset + n].view_as(p)
+            if p.grad is not None:
+                view.copy_(p.grad)
+                p.grad = view
+            self._grad_views.append(view)
+            offset += n
+        self._pointers = [p.data_ptr() for p in self.params]
+
+    def release_storage(self) -> None:
+        """Stop owning the parameters' storage (they keep whatever ``.data`` they have now)."""
+        self.flat_param = self.flat_grad = None
+        self._grad_views, self._pointers = [], []
+
+    @property
+    def owns_storage(self) -> bool:
+        return self.flat_param is not None
+
+    def storage_intact(self) -> bool:
+        """Whether every parameter still is a view into :attr:`flat_param`."""
+        return all(p.data_ptr() == ptr for p, ptr in zip(self.params, self._pointers))
+
+    def reset_owned_gradients(self) -> None:
+        """``zero_grad`` for owned storage: zero the flat gradient, gradients are views into it."""
+        self.flat_grad.zero_()
+        for p, view in zip(self.params, self._grad_views):
+            p.grad = view
+
+    # -- gradients ------------------------------------------------------------------------------
+    def with_gradients(self) -> list[int]:
+        """Indices of the parameters that have a gradient. With owned storage, a gradient that
+        is not the view into :attr:`flat_grad` (autograd allocated a new one after
+        ``set_to_none``, or another library such as DDP owns it) is copied into the view."""
+        if not self.owns_storage:
+            return [i for i, p in enumerate(self.params) if p.grad is not None]
+        present = []
+        for i, (p, view) in enumerate(zip(self.params, self._grad_views)):
+            g = p.grad
+            if g is None:
+                continue
+            present.append(i)
+            if g is not view and not g.is_sparse and g.data_ptr() != view.data_ptr():
+                view.copy_(g)
+                p.grad = view
+        return present
+
+    def flat_gradient(self) -> Tensor:
+        """Every gradient of the bucket as one flat tensor (a copy unless storage is owned
+        or the bucket holds a single parameter)."""
+        if self.owns_storage:
+            return self.flat_grad
+        if len(self.params) == 1:
+            return self.params[0].grad.reshape(-1)
+        return torch.cat([p.grad.reshape(-1) for p in self.params])
+
+    def flat_parameter(self) -> Tensor:
+        """The parameters as one flat tensor (a copy unless storage is owned or single)."""
+        if self.owns_storage:
+            return self.flat_param
+        if len(self.params) == 1:
+            return self.params[0].detach().view(-1)
+        return torch.cat([p.detach().reshape(-1) for p in self.params])
+
+    @torch.no_grad()
+    def subtract_flat(self, s: Tensor, factor: Any = 1.0) -> None:
+        """``w ← w − factor·s`` for a flat step ``s`` over the whole bucket."""
+        if self.owns_storage:
+            self.flat_param.add_(s, alpha=-factor)
+        elif len(self.params) == 1:
+            self.params[0].view(-1).add_(s, alpha=-factor)
+        else:
+            views = [p.view(-1) for p in self.params]
+            torch._foreach_add_(views, list(s.split(self.numels)), alpha=-factor)
+
+    # -- step counts ------------------------------------------------------------------------------
+    def flat_state(self) -> dict[str, Tensor]:
+        """The state of the whole bucket for one flat call (scalars of the first parameter:
+        with a shared step count they are the same for all)."""
+        state = dict(self.state)
+        state.update({key: values[0] for key, values in self.scalars.items()})
+        return state
+
+    @property
+    def step(self) -> int | None:
+        """The step count shared by every parameter, or ``None`` while they differ."""
+        if not self._step_known:
+            counts = set(self.steps.tolist())
+            self._step = int(counts.pop()) if len(counts) == 1 else None
+            self._step_known = True
+        return self._step
+
+    def advance_all(self) -> None:
+        """After a flat step: every parameter took step ``self.step + 1``."""
+        self._step = self.step + 1
+        self.steps.fill_(self._step)
+        for values in self.scalars.values():
+            if len(values) > 1:
+                values[1:].copy_(values[0].expand(len(values) - 1))
+
+    def next_step_of(self, i: int) -> int:
+        return int(self.steps[i].item()) + 1
+
+    def set_step(self, i: int, step: int) -> None:
+        """After parameter ``i`` alone took step ``step``."""
+        self.steps[i] = step
+        self._step_known = False
