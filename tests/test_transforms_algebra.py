@@ -300,3 +300,23 @@ def test_namespaced_state_round_trips_through_a_checkpoint():
 def test_chain_takes_only_transforms():
     with pytest.raises(TypeError):
         chain(lambda u: u)
+
+
+def test_every_transform_declares_the_state_it_keeps():
+    """state_keys (what the chain namespaces) covers init_state/init_scalars, with every option on."""
+    import descentlab.transforms as T
+
+    options_on = {"momentum": 0.9, "amsgrad": True, "centered": True}
+    param = torch.zeros(3)
+    for name in T.__all__:
+        cls = getattr(T, name)
+        if not (isinstance(cls, type) and issubclass(cls, T.Transform)) or cls in (T.Transform, T.Chain):
+            continue
+        rule = cls()
+        hp = {**rule.defaults, **{k: v for k, v in options_on.items() if k in rule.defaults}}
+        kept = set(rule.init_state(param, hp)) | set(rule.init_scalars(hp))
+        assert kept <= set(rule.state_keys), (name, kept - set(rule.state_keys))
+        if rule.state_depends_on is not None:  # the other hyperparameters never change which keys exist
+            baseline = set(rule.init_state(param, rule.defaults)) | set(rule.init_scalars(rule.defaults))
+            toggled = {**rule.defaults, **{k: v for k, v in options_on.items() if k in rule.state_depends_on}}
+            assert set(rule.init_state(param, toggled)) | set(rule.init_scalars(toggled)) >= baseline

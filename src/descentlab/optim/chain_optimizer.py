@@ -119,6 +119,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         self.skipped_steps = 0
         self._layouts: list[list[BucketLayout]] | None = None
         self._seen_hyperparameters: list[dict[str, Any]] = []
+        self._watched = sorted(transform.state_hyperparameters())
         super().__init__(params, {**transform.defaults, **extras, **hyperparameters})
         self.register_load_state_dict_post_hook(ChainOptimizer._after_load)
         if self.state_for_all_params:
@@ -170,6 +171,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         super().__setstate__(state)
         self._layouts = None
         self._seen_hyperparameters = []
+        self._watched = sorted(self.transform.state_hyperparameters())
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
@@ -274,7 +276,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         self._in_layouts = {id(layout_p) for layout in self._all_layouts() for layout_p in layout.params}
         total = sum(len(g["params"]) for g in self.param_groups)
         self._everything_in_layouts = len(self._in_layouts) == total
-        self._seen_hyperparameters = [_hyperparameters(group) for group in self.param_groups]
+        self._seen_hyperparameters = [self._state_hyperparameters(group) for group in self.param_groups]
 
     def _group_layouts(self, group: dict) -> list[BucketLayout]:
         """Buckets of the parameters that have a gradient or state: like torch, a parameter that
@@ -320,13 +322,14 @@ class ChainOptimizer(torch.optim.Optimizer):
         )
 
     def _needs_new_state(self) -> bool:
-        """Whether an edited hyperparameter now needs state keys the layouts lack."""
+        """Whether an edited hyperparameter now needs state keys the layouts lack (only the
+        hyperparameters that decide the state are watched, so a scheduled ``lr`` costs nothing)."""
         changed = False
         for gi, group in enumerate(self.param_groups):
             seen = self._seen_hyperparameters[gi]
-            if len(seen) == len(group) - 1 and all(_same_default(v, group.get(k)) for k, v in seen.items()):
+            if all(_same_default(value, group.get(key)) for key, value in seen.items()):
                 continue
-            self._seen_hyperparameters[gi] = _hyperparameters(group)
+            self._seen_hyperparameters[gi] = self._state_hyperparameters(group)
             probe = torch.empty(0, device="meta")
             needed = self.transform.init_state(probe, group).keys()
             changed = changed or any(not layout.has_state_for(needed) for layout in self._layouts[gi])
@@ -339,6 +342,9 @@ class ChainOptimizer(torch.optim.Optimizer):
                 group.setdefault(key, value)
         self._layouts = None
 
+    def _state_hyperparameters(self, group: Mapping[str, Any]) -> dict[str, Any]:
+        return {key: group.get(key) for key in self._watched}
+
     @property
     def _stores_step(self) -> bool:
         return self.transform.needs_step if self.store_step is None else self.store_step
@@ -349,10 +355,6 @@ class ChainOptimizer(torch.optim.Optimizer):
         if names:
             return f"{names[index]!r} (group {gi}, index {index})"
         return f"#{index} of group {gi} (shape {tuple(p.shape)})"
-
-
-def _hyperparameters(group: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in group.items() if k != "params"}
 
 
 def _check_torch_flags(

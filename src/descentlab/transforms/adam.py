@@ -34,6 +34,7 @@ class ScaleByAdam(Transform):
 
     defaults = {"betas": (0.9, 0.999), "eps": 1e-8, "amsgrad": False}
     state_keys = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+    state_depends_on = ("amsgrad",)
     options = ("efficient",)
     needs_step = True
 
@@ -88,6 +89,7 @@ class ScaleByAdamax(Transform):
 
     defaults = {"betas": (0.9, 0.999), "eps": 1e-8}
     state_keys = ("exp_avg", "exp_inf")
+    state_depends_on = ()
     needs_step = True
 
     def validate(self, hp: Mapping[str, Any]) -> None:
@@ -122,6 +124,7 @@ class ScaleByNAdam(Transform):
 
     defaults = {"betas": (0.9, 0.999), "eps": 1e-8, "momentum_decay": 4e-3}
     state_keys = ("exp_avg", "exp_avg_sq", "mu_product")
+    state_depends_on = ()
     needs_step = True
 
     def validate(self, hp: Mapping[str, Any]) -> None:

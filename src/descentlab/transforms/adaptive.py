@@ -24,6 +24,7 @@ class ScaleByAdaGrad(Transform):
 
     defaults = {"eps": 1e-10, "initial_accumulator_value": 0.0}
     state_keys = ("sum",)
+    state_depends_on = ()
 
     def validate(self, hp: Mapping[str, Any]) -> None:
         check_number("eps", hp["eps"], low=0.0, low_open=True)
@@ -52,6 +53,7 @@ class ScaleByRms(Transform):
 
     defaults = {"alpha": 0.99, "eps": 1e-8, "centered": False}
     state_keys = ("square_avg", "grad_avg")
+    state_depends_on = ("centered",)
 
     def validate(self, hp: Mapping[str, Any]) -> None:
         check_unit_interval("alpha", hp["alpha"])
@@ -91,6 +93,7 @@ class ScaleByAdaDelta(Transform):
 
     defaults = {"rho": 0.9, "eps": 1e-6}
     state_keys = ("square_avg", "acc_delta")
+    state_depends_on = ()
 
     def validate(self, hp: Mapping[str, Any]) -> None:
         check_number("rho", hp["rho"], low=0.0, high=1.0)

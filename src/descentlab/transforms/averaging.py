@@ -26,6 +26,7 @@ class AveragedSGD(Transform):
 
     defaults = {"lr": 1e-2, "lambd": 1e-4, "alpha": 0.75, "t0": 1e6}
     state_keys = ("ax", "eta", "mu")
+    state_depends_on = ()
     needs_step = True
 
     def validate(self, hp: Mapping[str, Any]) -> None:

@@ -161,6 +161,9 @@ class Transform:
     defaults: Mapping[str, Any] = {}
     #: every key this rule may keep in a parameter's state (tensors and scalars).
     state_keys: tuple[str, ...] = ()
+    #: the hyperparameters that decide *which* state keys exist (e.g. ``momentum != 0``);
+    #: ``None``: possibly any of them. An optimizer re-checks its state when these change.
+    state_depends_on: tuple[str, ...] | None = None
     #: constructor options (attributes) that change the rule's code, part of :meth:`structure`.
     options: tuple[str, ...] = ()
     #: whether the rule reads ``ctx.step`` (then ``state["step"]`` is kept, as torch does).
@@ -228,6 +231,16 @@ class Transform:
         """Per leaf, ``(hyperparameter renames, state renames)``: plain name → group/state key."""
         return (({}, {}),)
 
+    def state_hyperparameters(self) -> set[str]:
+        """The group keys whose values decide which state keys the rule keeps."""
+        keys: set[str] = set()
+        for leaf, (hp_names, _) in zip(self.leaves, self.namespaces()):
+            stateful = leaf.state_keys or type(leaf).init_state is not Transform.init_state
+            if stateful:
+                names = leaf.defaults if leaf.state_depends_on is None else leaf.state_depends_on
+                keys.update(hp_names.get(name, name) for name in names)
+        return keys
+
     @property
     def elementwise(self) -> bool:
         """True when the rule can run on a flat buffer of several parameters."""
@@ -285,18 +298,23 @@ class Chain(Transform):
             leaf.validate(_view(hp, hp_names))
 
     def init_state(self, param: Tensor, hp: Mapping[str, Any]) -> dict[str, Tensor]:
-        state: dict[str, Tensor] = {}
-        for leaf, (hp_names, state_names) in zip(self._leaves, self._namespaces):
-            for key, value in leaf.init_state(param, _view(hp, hp_names)).items():
-                state[state_names.get(key, key)] = value
-        return state
+        return self._merged(lambda leaf, leaf_hp: leaf.init_state(param, leaf_hp), hp)
 
     def init_scalars(self, hp: Mapping[str, Any]) -> dict[str, float]:
-        scalars: dict[str, float] = {}
+        return self._merged(lambda leaf, leaf_hp: leaf.init_scalars(leaf_hp), hp)
+
+    def _merged(self, initial: Callable[[Transform, Mapping[str, Any]], dict], hp: Mapping[str, Any]) -> dict:
+        merged: dict = {}
         for leaf, (hp_names, state_names) in zip(self._leaves, self._namespaces):
-            for key, value in leaf.init_scalars(_view(hp, hp_names)).items():
-                scalars[state_names.get(key, key)] = value
-        return scalars
+            for key, value in initial(leaf, _view(hp, hp_names)).items():
+                key = state_names.get(key, key)
+                if key in merged:
+                    raise ValueError(
+                        f"chain(): two transforms keep state under the same key {key!r}; list it in "
+                        f"{type(leaf).__name__}.state_keys so that the chain can give each its own"
+                    )
+                merged[key] = value
+        return merged
 
     def update(self, u: Tensor, state: Mapping[str, Tensor], ctx: Context) -> Tensor:
         """The chain on one tensor: :func:`run_chain` with a single update."""

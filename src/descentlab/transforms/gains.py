@@ -27,6 +27,7 @@ class ScaleByLocalGains(Transform):
 
     defaults = {"delta": 0.05, "gain_bounds": (0.1, 10.0)}
     state_keys = ("gain", "prev_grad")
+    state_depends_on = ()
 
     def validate(self, hp: Mapping[str, Any]) -> None:
         check_number("delta", hp["delta"], low=0.0, high=1.0, low_open=True, high_open=True)

@@ -29,6 +29,7 @@ class Momentum(Transform):
 
     defaults = {"momentum": 0.0, "dampening": 0.0, "nesterov": False}
     state_keys = ("momentum_buffer",)
+    state_depends_on = ("momentum",)
 
     def validate(self, hp: Mapping[str, Any]) -> None:
         check_number("momentum", hp["momentum"], low=0.0, high=1.0, high_open=True)
@@ -74,6 +75,7 @@ class HeavyBall(Transform):
 
     defaults = {"lr": 1e-3, "momentum": 0.9}
     state_keys = ("previous_param",)
+    state_depends_on = ()
 
     def validate(self, hp: Mapping[str, Any]) -> None:
         check_number("lr", hp["lr"], low=0.0)
@@ -105,6 +107,7 @@ class NesterovLookahead(Transform):
 
     defaults = {"lr": 1e-3, "momentum": 0.9}
     state_keys = ("velocity",)
+    state_depends_on = ()
 
     def validate(self, hp: Mapping[str, Any]) -> None:
         check_number("lr", hp["lr"], low=0.0)

@@ -28,6 +28,7 @@ class ScaleByRprop(Transform):
 
     defaults = {"lr": 1e-2, "etas": (0.5, 1.2), "step_sizes": (1e-6, 50.0)}
     state_keys = ("prev", "step_size")
+    state_depends_on = ()
 
     def validate(self, hp: Mapping[str, Any]) -> None:
         check_number("lr", hp["lr"], low=0.0)
@@ -68,6 +69,7 @@ class ScaleByLion(Transform):
 
     defaults = {"betas": (0.9, 0.99)}
     state_keys = ("exp_avg",)
+    state_depends_on = ()
 
     def validate(self, hp: Mapping[str, Any]) -> None:
         check_betas(hp)
