@@ -183,8 +183,9 @@ def test_clear_fallback_when_compilation_is_unavailable(monkeypatch):
     assert path(opt) == "eager"
 
 
-def test_auto_mode_leaves_small_models_eager():
+def test_auto_mode_does_not_compile_small_models():
     params = make_params(torch.float32)
-    opt = dl.Adam(copy.deepcopy(params))
-    run(opt, opt.param_groups[0]["params"], 1)
-    assert path(opt) == "eager"
+    for cls in (dl.Adam, dl.RMSprop):
+        opt = cls(copy.deepcopy(params))
+        run(opt, opt.param_groups[0]["params"], 1)
+        assert path(opt) == ("fused" if cls is dl.Adam else "eager")

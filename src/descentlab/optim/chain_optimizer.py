@@ -36,6 +36,7 @@ from torch import Tensor
 from ..transforms.base import Transform, _same_default
 from ..validation import NonFiniteError, NonFinitePolicy, check_choice, check_nonfinite_policy
 from . import fast as fastpath
+from . import fused as fusedpath
 from .executors import Unit, flat_unit, parameter_units, run_units
 from .layout import BucketLayout
 
@@ -63,8 +64,13 @@ class ChainOptimizer(torch.optim.Optimizer):
             :mod:`descentlab.optim.fast`: in fast mode the parameters and gradients of a
             bucket are stored in one flat buffer (parameters become views into it), and
             :meth:`zero_grad` zeroes that buffer in place.
-        foreach, fused: torch's execution flags, accepted so that the named optimizers keep
-            torch's signatures; descentlab picks its own path, and says so once.
+        fused: torch's fused kernels (``torch._fused_adam_`` and friends, see
+            :mod:`descentlab.optim.fused`) for the chains they implement exactly — Adam, AdamW,
+            SGD, Adagrad. ``None`` (default): used whenever they apply in auto mode
+            (``fast=None``); ``True``: always (``ValueError`` if the chain has no kernel);
+            ``False``: never.
+        foreach: accepted so that the named optimizers keep torch's signatures; it has no
+            effect (descentlab picks its own path) and says so once.
         capturable, differentiable: not supported (``ValueError`` when True).
         extra_defaults: further param-group entries the chain does not read (kept for
             torch compatibility, e.g. Adam's ``decoupled_weight_decay``).
@@ -111,11 +117,21 @@ class ChainOptimizer(torch.optim.Optimizer):
             )
         check_nonfinite_policy(nonfinite)
         check_choice("fast", fast, (None, True, False))
-        _check_torch_flags(name, foreach=foreach, fused=fused, capturable=capturable,
-                           differentiable=differentiable)
+        check_choice("fused", fused, (None, True, False))
+        _check_torch_flags(name, foreach=foreach, capturable=capturable, differentiable=differentiable)
+        kernel = fusedpath.kernel_for(transform)
+        if fused and kernel is None:
+            raise ValueError(
+                f"{name}: fused=True, but torch has no fused kernel for this chain ({transform!r}); "
+                "torch fuses Adam, AdamW, SGD and Adagrad"
+            )
+        if fused and fast:
+            raise ValueError(f"{name}: fused=True and fast=True ask for two different executors; pick one")
         self.transform = transform
         self.nonfinite = nonfinite
         self.fast = fast
+        self.fused = fused
+        self._kernel = kernel if fused or (fused is None and fast is None) else None
         self.skipped_steps = 0
         self._layouts: list[list[BucketLayout]] | None = None
         self._seen_hyperparameters: list[dict[str, Any]] = []
@@ -160,7 +176,7 @@ class ChainOptimizer(torch.optim.Optimizer):
 
     # torch's Optimizer pickles only defaults, state and param groups: keep the rule too,
     # so that copy.deepcopy and pickle give a working optimizer.
-    _PICKLED = ("transform", "nonfinite", "fast", "skipped_steps")
+    _PICKLED = ("transform", "nonfinite", "fast", "fused", "skipped_steps")
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
@@ -169,6 +185,8 @@ class ChainOptimizer(torch.optim.Optimizer):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
+        self._kernel = fusedpath.kernel_for(self.transform) if self.fused or (
+            self.fused is None and self.fast is None) else None
         self._layouts = None
         self._seen_hyperparameters = []
         self._watched = sorted(self.transform.state_hyperparameters())
@@ -180,33 +198,37 @@ class ChainOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        compiled, units = self._plan()
-        if self.nonfinite is not None and not self._gradients_finite(compiled, units):
+        compiled, fused, units = self._plan()
+        if self.nonfinite is not None and not self._gradients_finite(compiled + fused, units):
             self.skipped_steps += 1
             return loss
         for group, layout in compiled:
             fastpath.run_compiled(self.transform, layout, group)
+        for group, layout in fused:
+            fusedpath.run_fused(self._kernel, layout, group)
         run_units(self.transform, units)
         return loss
 
     def describe_execution(self) -> list[dict[str, Any]]:
         """How each bucket is stored and would run now: one dict per bucket with ``group``,
-        ``dtype``, ``device``, ``parameters``, ``numel`` and ``path`` (``"compiled"`` when it
-        owns its storage, else ``"eager"``)."""
+        ``dtype``, ``device``, ``parameters``, ``numel`` and ``path``: ``"compiled"`` (it owns
+        its storage), ``"fused"`` (a torch fused kernel) or ``"eager"`` (the chain runner)."""
         rows = []
-        for gi, layouts in enumerate(self._current_layouts()):
+        for gi, (group, layouts) in enumerate(zip(self.param_groups, self._current_layouts())):
             for layout in layouts:
+                path = "fused" if self._fusable(layout, group) else "eager"
+                path = "compiled" if layout.owns_storage else path
                 rows.append({
                     "group": gi, "dtype": layout.params[0].dtype, "device": layout.params[0].device,
-                    "parameters": len(layout.params), "numel": sum(layout.numels),
-                    "path": "compiled" if layout.owns_storage else "eager",
+                    "parameters": len(layout.params), "numel": sum(layout.numels), "path": path,
                 })
         return rows
 
     # -- planning a step -------------------------------------------------------------------
-    def _plan(self) -> tuple[list[tuple[dict, BucketLayout]], list[Unit]]:
-        """Which buckets run compiled, and the eager units of the others."""
+    def _plan(self) -> tuple[list[tuple[dict, BucketLayout]], list[tuple[dict, BucketLayout]], list[Unit]]:
+        """Which buckets run compiled, which with a fused kernel, and the eager units of the others."""
         compiled: list[tuple[dict, BucketLayout]] = []
+        fused: list[tuple[dict, BucketLayout]] = []
         units: list[Unit] = []
         flat_allowed = self.transform.elementwise
         for gi, (group, layouts) in enumerate(zip(self.param_groups, self._current_layouts())):
@@ -220,11 +242,17 @@ class ChainOptimizer(torch.optim.Optimizer):
                 complete = len(present) == len(layout.params)
                 if complete and layout.step is not None and layout.owns_storage:
                     compiled.append((group, layout))
+                elif complete and layout.step is not None and self._fusable(layout, group):
+                    fused.append((group, layout))
                 elif complete and layout.step is not None and layout.contiguous and flat_allowed:
                     units.append(flat_unit(layout, group))
                 else:
                     units.extend(parameter_units(layout, group, present, self.state))
-        return compiled, units
+        return compiled, fused, units
+
+    def _fusable(self, layout: BucketLayout, group: dict) -> bool:
+        kernel = self._kernel
+        return kernel is not None and kernel.takes(group) and fusedpath.layout_supported(kernel, layout)
 
     def _refuse_sparse(self, group: dict, gi: int, layout: BucketLayout, present: list[int]) -> None:
         for i in present:
@@ -245,8 +273,8 @@ class ChainOptimizer(torch.optim.Optimizer):
             stacklevel=4,
         )
 
-    def _gradients_finite(self, compiled: list[tuple[dict, BucketLayout]], units: list[Unit]) -> bool:
-        grads = [layout.flat_grad for _, layout in compiled] + [unit.grad for unit in units]
+    def _gradients_finite(self, buckets: list[tuple[dict, BucketLayout]], units: list[Unit]) -> bool:
+        grads = [p.grad for _, layout in buckets for p in layout.params] + [unit.grad for unit in units]
         if all(bool(torch.isfinite(g).all()) for g in grads):
             return True
         if self.nonfinite == "skip":
@@ -358,23 +386,23 @@ class ChainOptimizer(torch.optim.Optimizer):
 
 
 def _check_torch_flags(
-    optimizer: str, *, foreach: bool | None, fused: bool | None, capturable: bool, differentiable: bool
+    optimizer: str, *, foreach: bool | None, capturable: bool, differentiable: bool
 ) -> None:
-    """``foreach``/``fused`` are accepted (torch's signatures) and have no effect: say so once per
-    optimizer class; ``capturable`` and ``differentiable`` are not supported."""
+    """``foreach`` is accepted (torch's signatures) and has no effect: say so once per optimizer
+    class; ``capturable`` and ``differentiable`` are not supported."""
+    check_choice("foreach", foreach, (None, True, False))
     if capturable:
         raise ValueError(f"{optimizer}: capturable=True (CUDA graphs) is not supported")
     if differentiable:
         raise ValueError(f"{optimizer}: differentiable=True is not supported")
-    for flag, value in (("foreach", foreach), ("fused", fused)):
-        if value is not None and (optimizer, flag) not in _WARNED:
-            _WARNED.add((optimizer, flag))
-            warnings.warn(
-                f"descentlab.optim.{optimizer}: {flag}={value!r} has no effect; descentlab chooses its "
-                "own execution path (see the `fast` argument and ChainOptimizer.describe_execution())",
-                UserWarning,
-                stacklevel=4,
-            )
+    if foreach is not None and (optimizer, "foreach") not in _WARNED:
+        _WARNED.add((optimizer, "foreach"))
+        warnings.warn(
+            f"descentlab.optim.{optimizer}: foreach={foreach!r} has no effect; descentlab chooses its own "
+            "execution path (see the `fast` and `fused` arguments and ChainOptimizer.describe_execution())",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def constructor_arguments(arguments: Mapping[str, Any]) -> dict[str, Any]:

@@ -57,6 +57,16 @@ class BucketLayout:
         self.steps = steps
         self._step: int | None = None
         self._step_known = False
+        #: state key -> one view per parameter (what ``optimizer.state[p]`` holds)
+        self.state_views: dict[str, list[Tensor]] = {}
+        offset, shapes = 0, []
+        for p, n in zip(params, self.numels):
+            shapes.append((offset, n, p.shape))
+            offset += n
+        for key, flat in state.items():
+            self.state_views[key] = [flat[start : start + n].view(shape) for start, n, shape in shapes]
+        #: one 0-d view into :attr:`steps` per parameter
+        self.step_views: list[Tensor] = [steps[i] for i in range(len(params))]
         #: dense, contiguous, plain tensors: can be treated as one flat vector
         self.contiguous = all(plain_tensor(p) and p.is_contiguous() for p in params)
         self.flat_param: Tensor | None = None
@@ -95,12 +105,10 @@ class BucketLayout:
 
     def parameter_state(self, i: int, store_step: bool) -> dict[str, Tensor]:
         """Parameter ``i``'s state as torch shows it: views into the flat buffers."""
-        offset = sum(self.numels[:i])
-        p, n = self.params[i], self.numels[i]
-        entry = {key: flat[offset : offset + n].view_as(p) for key, flat in self.state.items()}
+        entry = {key: views[i] for key, views in self.state_views.items()}
         entry.update({key: values[i] for key, values in self.scalars.items()})
         if store_step:
-            entry["step"] = self.steps[i]
+            entry["step"] = self.step_views[i]
         return entry
 
     def has_state_for(self, keys) -> bool:
