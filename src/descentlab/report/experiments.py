@@ -105,6 +105,7 @@ _MOMENTUM_NOTE = " — velocity carries momentum over the ridge that traps the o
 
 
 def two_minima(directory: Path, options: ReportOptions = _DEFAULT) -> Section:
+    """Notes 001's two-minima function: which optimizers reach the deeper well, and in how many steps."""
     result = race("two-minima", [
         ("GD", "sgd(lr=0.05)"),
         ("momentum", "sgd(lr=0.05, momentum=0.9)"),
@@ -136,6 +137,7 @@ def two_minima(directory: Path, options: ReportOptions = _DEFAULT) -> Section:
 
 
 def sgd_vs_adam(directory: Path, options: ReportOptions = _DEFAULT) -> Section:
+    """SGD against Adam on a strongly convex function, where plain SGD wins."""
     result = race("strongly-convex", [("SGD", "sgd(lr=0.1)"), ("Adam", "adam(lr=0.1)")], steps=150)
     image = _save_race(result, directory, "sgd-vs-adam.png", "SGD vs Adam on a strongly convex function")
     headers, rows = _race_rows(result)
@@ -154,6 +156,7 @@ def sgd_vs_adam(directory: Path, options: ReportOptions = _DEFAULT) -> Section:
 
 
 def ill_conditioned(directory: Path, options: ReportOptions = _DEFAULT) -> Section:
+    """Gradient descent, momentum, Nesterov and Adam on a quadratic with condition number 100."""
     result = race("quadratic(kappa=100)", [
         ("GD", "sgd(lr=0.01)"),
         ("momentum", "sgd(lr=0.01, momentum=0.9)"),
@@ -178,6 +181,7 @@ def ill_conditioned(directory: Path, options: ReportOptions = _DEFAULT) -> Secti
 
 
 def batch_sizes(directory: Path, options: ReportOptions = _DEFAULT) -> Section:
+    """Online (1), mini-batch (8) and full-batch (64) SGD fitting a line to 64 points."""
     runs = []
     for label, size in (("online (batch 1)", 1), ("mini-batch (8)", 8), ("full batch (64)", None)):
         runs.append(_relabel(race(least_squares(batch_size=size), ["sgd(lr=0.05)"], steps=200, xtol=0.05),
@@ -204,6 +208,7 @@ def batch_sizes(directory: Path, options: ReportOptions = _DEFAULT) -> Section:
 
 
 def saddle(directory: Path, options: ReportOptions = _DEFAULT) -> Section:
+    """A saddle point: gradient descent stalls, momentum and gradient noise escape."""
     plain = race("saddle", [("GD", "sgd(lr=0.05)"), ("momentum", "sgd(lr=0.05, momentum=0.9)")],
                  steps=200, xtol=0.05)
     noisy = _relabel(race("saddle", ["sgd(lr=0.05)"], steps=200, noise=0.1, xtol=0.05), "GD + noise σ=0.1")
@@ -228,6 +233,7 @@ def saddle(directory: Path, options: ReportOptions = _DEFAULT) -> Section:
 
 
 def plateau(directory: Path, options: ReportOptions = _DEFAULT) -> Section:
+    """A plateau that momentum and Adam cross while gradient descent crawls."""
     result = race("plateau", [("GD", "sgd(lr=0.5)"), ("momentum", "sgd(lr=0.5, momentum=0.9)"),
                               ("Adam", "adam(lr=0.1)")], steps=200)
     image = _save_race(result, directory, "plateau.png", "Crossing a plateau")
@@ -255,6 +261,7 @@ def _effective_learning_rate(optimizer: torch.optim.Optimizer, param: torch.Tens
 
 
 def adagrad_vs_rmsprop(directory: Path, options: ReportOptions = _DEFAULT) -> Section:
+    """AdaGrad's effective learning rate can only fall; RMSprop's forgets (two figures)."""
     result = race("ravine", [("AdaGrad", "adagrad(lr=0.1)"), ("RMSprop", "rmsprop(lr=0.1)")], steps=400,
                   record=_effective_learning_rate)
     image = _save_race(result, directory, "adagrad-rmsprop.png",
@@ -282,6 +289,7 @@ def adagrad_vs_rmsprop(directory: Path, options: ReportOptions = _DEFAULT) -> Se
 
 
 def rosenbrock(directory: Path, options: ReportOptions = _DEFAULT) -> Section:
+    """Rosenbrock's valley: first-order methods crawl along its floor, BFGS follows it."""
     first_order = [("GD", "sgd(lr=0.001)"), ("momentum", "sgd(lr=0.001, momentum=0.9)"),
                    ("Adam", "adam(lr=0.02)"), ("RMSprop", "rmsprop(lr=0.005)")]
     result = race("rosenbrock", [*first_order, ("BFGS", "bfgs")], steps=600)
@@ -306,6 +314,7 @@ _WARM_RESTARTS = "warm restarts (notes 002: T₀=10, T_mult=2, η 0.01…0.1)"
 
 
 def schedules(directory: Path, options: ReportOptions = _DEFAULT) -> Section:
+    """A gallery of learning-rate schedules, with the notes' warm-restart example."""
     steps = 150
     gallery = {
         _WARM_RESTARTS: SCHEDULES["warm_restarts"](T_0=10, T_mult=2, eta_min=0.01, eta_max=0.1),
