@@ -251,7 +251,7 @@ def test_any_other_exception_propagates(error):
 
 @pytest.mark.parametrize("kwargs,message", [
     ({"seed": -1}, "seed"),
-    ({"xtol": 0.0}, "xtol"),
+    ({"xtol": -1.0}, "xtol"),
     ({"ftol": -1.0}, "ftol"),
     ({"escape": 0}, "escape"),
     ({"schedule": 0.1}, "schedule must be callable"),

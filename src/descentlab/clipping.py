@@ -21,7 +21,7 @@ A non-finite total norm (a NaN/inf gradient, or an overflowing norm) is handled 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import Tensor
@@ -61,6 +61,23 @@ def _handle_nonfinite(params: list[Tensor], total: Tensor, policy: NonFinitePoli
     return True
 
 
+def _clip_with_total_norm(
+    parameters: Params, norm_type: float, nonfinite: NonFinitePolicy, what: str,
+    clip: Callable[[list[Tensor], Tensor], object],
+) -> Tensor:
+    """Check the options, take the total norm of the gradients, apply the non-finite policy, then
+    ``clip(params, total)``; return the total norm from before clipping."""
+    q = _norm_type(norm_type)
+    policy = check_nonfinite_policy(nonfinite)
+    params = _with_grads(parameters)
+    if not params:
+        return torch.tensor(0.0)
+    total = get_total_norm([p.grad for p in params], q)
+    if not _handle_nonfinite(params, total, policy, what):
+        clip(params, total)
+    return total
+
+
 @torch.no_grad()
 def clip_by_value(
     parameters: Params, clip_value: float, *, norm_type: float = 2.0, nonfinite: NonFinitePolicy = "raise"
@@ -70,16 +87,8 @@ def clip_by_value(
     Returns the total ``norm_type``-norm of the gradients *before* clipping.
     """
     clip_value = check_positive("clip_value", clip_value)
-    q = _norm_type(norm_type)
-    policy = check_nonfinite_policy(nonfinite)
-    params = _with_grads(parameters)
-    if not params:
-        return torch.tensor(0.0)
-    total = get_total_norm([p.grad for p in params], q)
-    if _handle_nonfinite(params, total, policy, "clip_by_value"):
-        return total
-    clip_grad_value_(params, clip_value)
-    return total
+    return _clip_with_total_norm(parameters, norm_type, nonfinite, "clip_by_value",
+                                 lambda params, total: clip_grad_value_(params, clip_value))
 
 
 @torch.no_grad()
@@ -95,16 +104,8 @@ def clip_by_global_norm(
     Returns ``‖g‖`` before clipping.
     """
     max_norm = check_positive("max_norm", max_norm)
-    q = _norm_type(norm_type)
-    policy = check_nonfinite_policy(nonfinite)
-    params = _with_grads(parameters)
-    if not params:
-        return torch.tensor(0.0)
-    total = get_total_norm([p.grad for p in params], q)
-    if _handle_nonfinite(params, total, policy, "clip_by_global_norm"):
-        return total
-    clip_grads_with_norm_(params, max_norm, total)
-    return total
+    return _clip_with_total_norm(parameters, norm_type, nonfinite, "clip_by_global_norm",
+                                 lambda params, total: clip_grads_with_norm_(params, max_norm, total))
 
 
 @torch.no_grad()

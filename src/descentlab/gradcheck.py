@@ -208,6 +208,15 @@ def _function_inputs(inputs: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(prepared)
 
 
+def _torch_check(check: Callable[..., bool], fn: Any, inputs: tuple[Any, ...], eps: Any, atol: Any,
+                 rtol: Any, raise_exception: Any) -> bool:
+    """``check(fn, inputs, ...)`` — torch's gradcheck or gradgradcheck — after checking every argument."""
+    check_callable("fn", fn)
+    eps, atol, rtol = _tolerances(eps, atol, rtol)
+    check_bool("raise_exception", raise_exception)
+    return check(fn, _function_inputs(inputs), eps=eps, atol=atol, rtol=rtol, raise_exception=raise_exception)
+
+
 def gradcheck_function(
     fn: Callable[..., Any],
     *inputs: Any,
@@ -218,12 +227,7 @@ def gradcheck_function(
 ) -> bool:
     """``torch.autograd.gradcheck(fn, inputs)`` on float64 copies of the floating inputs
     (all requiring grad); ``False`` (or the exception, if asked) when a Jacobian is wrong."""
-    check_callable("fn", fn)
-    eps, atol, rtol = _tolerances(eps, atol, rtol)
-    check_bool("raise_exception", raise_exception)
-    return torch.autograd.gradcheck(
-        fn, _function_inputs(inputs), eps=eps, atol=atol, rtol=rtol, raise_exception=raise_exception
-    )
+    return _torch_check(torch.autograd.gradcheck, fn, inputs, eps, atol, rtol, raise_exception)
 
 
 def gradgradcheck_function(
@@ -235,9 +239,4 @@ def gradgradcheck_function(
     raise_exception: bool = False,
 ) -> bool:
     """``torch.autograd.gradgradcheck``: checks the gradient of the gradient (second order)."""
-    check_callable("fn", fn)
-    eps, atol, rtol = _tolerances(eps, atol, rtol)
-    check_bool("raise_exception", raise_exception)
-    return torch.autograd.gradgradcheck(
-        fn, _function_inputs(inputs), eps=eps, atol=atol, rtol=rtol, raise_exception=raise_exception
-    )
+    return _torch_check(torch.autograd.gradgradcheck, fn, inputs, eps, atol, rtol, raise_exception)

@@ -381,7 +381,7 @@ def race(
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
     check_int("seed", seed, low=0)
     if xtol is not None:
-        check_positive("xtol", xtol)
+        check_number("xtol", xtol, low=0.0)
     check_number("ftol", ftol, low=0.0)
     check_positive("escape", escape)
     for name, value in (("schedule", schedule), ("record", record)):

@@ -27,41 +27,13 @@ from pathlib import Path
 
 from .._io import atomic_write, writable_directory
 from ..validation import check_bool, check_callable
-from .experiments import (
-    EXPERIMENTS,
-    Experiment,
-    ReportOptions,
-    adagrad_vs_rmsprop,
-    batch_sizes,
-    ill_conditioned,
-    plateau,
-    rosenbrock,
-    saddle,
-    schedules,
-    sgd_vs_adam,
-    two_minima,
-)
+from . import experiments
+from .experiments import *  # noqa: F403  (every experiment, as report.two_minima, ...)
+from .experiments import EXPERIMENTS, Experiment, ReportOptions
 from .page import render_page
 from .section import Section
 
-__all__ = [
-    "Section",
-    "ReportOptions",
-    "Experiment",
-    "EXPERIMENTS",
-    "build_report",
-    "render_page",
-    "check_output_dir",
-    "two_minima",
-    "sgd_vs_adam",
-    "ill_conditioned",
-    "batch_sizes",
-    "saddle",
-    "plateau",
-    "adagrad_vs_rmsprop",
-    "rosenbrock",
-    "schedules",
-]
+__all__ = ["Section", "build_report", "render_page", "check_output_dir", *experiments.__all__]
 
 
 def check_output_dir(path: str | os.PathLike) -> Path:

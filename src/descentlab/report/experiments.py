@@ -54,12 +54,6 @@ Experiment = Callable[[Path, ReportOptions], Section]
 _DEFAULT = ReportOptions()
 
 
-def _race_rows(result: RaceResult) -> tuple[list[str], list[list[str]]]:
-    rows = result.rows()
-    headers = list(rows[0])
-    return headers, [list(row.values()) for row in rows]
-
-
 def _names(runs, predicate) -> list[str]:
     return [run.label for run in runs if predicate(run)]
 
@@ -78,9 +72,34 @@ def _fastest(result: RaceResult) -> str:
     return f"{best.label} converged first, at step {best.converged_at}"
 
 
-def _save_race(result: RaceResult, directory: Path, name: str, title: str) -> str:
-    plots.save_figure(plots.plot_race(result, title=title), directory / name)
-    return name
+def _race_section(
+    result: RaceResult,
+    directory: Path,
+    *,
+    figure_title: str,
+    slug: str,
+    title: str,
+    lead: str,
+    finding: str,
+    equation: str | None = None,
+    extra_image: str | None = None,
+) -> Section:
+    """The section of one race: its figure saved as ``<slug>.png``, its table, and by default the
+    landscape's formula as the equation."""
+    image = f"{slug}.png"
+    plots.save_figure(plots.plot_race(result, title=figure_title), directory / image)
+    table = result.rows()
+    return Section(
+        slug=slug,
+        title=title,
+        equation=result.landscape.latex if equation is None else equation,
+        lead=lead,
+        finding=finding,
+        image=image,
+        headers=list(table[0]),
+        rows=[list(row.values()) for row in table],
+        extra_image=extra_image,
+    )
 
 
 def _merge(first: RaceResult, *others: RaceResult) -> RaceResult:
@@ -116,22 +135,19 @@ def two_minima(directory: Path, options: ReportOptions = _DEFAULT) -> Section:
     ], steps=250)
     deep = _names(result.runs, lambda run: run.minimum == 0)
     shallow = _names(result.runs, lambda run: run.minimum == 1)
-    image = _save_race(result, directory, "two-minima.png", "The two-minima function of notes 001")
     animation = None
     if options.gif:
         animation = plots.animate_race(result, directory / "two-minima.gif", frames=45).name
-    headers, rows = _race_rows(result)
-    return Section(
+    return _race_section(
+        result,
+        directory,
+        figure_title="The two-minima function of notes 001",
         slug="two-minima",
         title="Two minima: who finds the deeper well?",
-        equation=result.landscape.latex,
         lead="Every optimizer starts from the same point above the shallow well; the numbers in brackets "
         "are the iterations each needed to settle, as in the notes' figure.",
         finding=f"{_join(deep)} reached the deeper, global well at (−0.97, 0); {_join(shallow)} settled in "
         f"the shallow one{_MOMENTUM_NOTE if 'momentum' in deep else ''}.",
-        image=image,
-        headers=headers,
-        rows=rows,
         extra_image=animation,
     )
 
@@ -139,19 +155,16 @@ def two_minima(directory: Path, options: ReportOptions = _DEFAULT) -> Section:
 def sgd_vs_adam(directory: Path, options: ReportOptions = _DEFAULT) -> Section:
     """SGD against Adam on a strongly convex function, where plain SGD wins."""
     result = race("strongly-convex", [("SGD", "sgd(lr=0.1)"), ("Adam", "adam(lr=0.1)")], steps=150)
-    image = _save_race(result, directory, "sgd-vs-adam.png", "SGD vs Adam on a strongly convex function")
-    headers, rows = _race_rows(result)
-    return Section(
+    return _race_section(
+        result,
+        directory,
+        figure_title="SGD vs Adam on a strongly convex function",
         slug="sgd-vs-adam",
         title="SGD vs Adam on a strongly convex function",
-        equation=result.landscape.latex,
         lead="On a well-conditioned bowl the plain gradient points almost at the minimum, and a fixed step "
         "shrinks the error by a constant factor every step (linear convergence).",
         finding=f"{_fastest(result)}; Adam's sign-like normalised steps take a curved route and oscillate "
         "before its moment estimates settle.",
-        image=image,
-        headers=headers,
-        rows=rows,
     )
 
 
@@ -163,10 +176,11 @@ def ill_conditioned(directory: Path, options: ReportOptions = _DEFAULT) -> Secti
         ("Nesterov", "sgd(lr=0.01, momentum=0.9, nesterov=True)"),
         ("Adam", "adam(lr=0.1)"),
     ], steps=300)
-    image = _save_race(result, directory, "kappa-100.png", "A quadratic with condition number κ = 100")
-    headers, rows = _race_rows(result)
     gd = result["GD"]
-    return Section(
+    return _race_section(
+        result,
+        directory,
+        figure_title="A quadratic with condition number κ = 100",
         slug="kappa-100",
         title="Gradient descent, momentum, Nesterov and Adam at κ = 100",
         equation=r"$u_k=\alpha u_{k-1}-\eta\,\nabla f(w_k+\alpha u_{k-1}),\quad w_{k+1}=w_k+u_k$",
@@ -174,9 +188,6 @@ def ill_conditioned(directory: Path, options: ReportOptions = _DEFAULT) -> Secti
         "flat one: gradient descent needs about κ steps per digit of accuracy, momentum about √κ.",
         finding=f"{_fastest(result)}; plain gradient descent was still {gd.final_loss:.1e} above the "
         f"minimum after {result.steps} steps.",
-        image=image,
-        headers=headers,
-        rows=rows,
     )
 
 
@@ -187,12 +198,12 @@ def batch_sizes(directory: Path, options: ReportOptions = _DEFAULT) -> Section:
         runs.append(_relabel(race(least_squares(batch_size=size), ["sgd(lr=0.05)"], steps=200, xtol=0.05),
                              label))
     result = _merge(*runs)
-    image = _save_race(result, directory, "batch-size.png",
-                       "Fitting a line: online, mini-batch and full-batch SGD (η = 0.05)")
-    headers, rows = _race_rows(result)
     online = result["online (batch 1)"]
     jitter = float(np.linalg.norm(online.trajectory[-50:] - online.trajectory[-50:].mean(0), axis=1).mean())
-    return Section(
+    return _race_section(
+        result,
+        directory,
+        figure_title="Fitting a line: online, mini-batch and full-batch SGD (η = 0.05)",
         slug="batch-size",
         title="Online, mini-batch and full-batch gradient descent",
         equation=r"$g_k=\frac{1}{m}\sum_{i=1}^{m}\nabla_w\mathcal{L}(f_w(x_i),y_i),"
@@ -201,9 +212,6 @@ def batch_sizes(directory: Path, options: ReportOptions = _DEFAULT) -> Section:
         "the larger the batch, the lower the variance of the gradient estimate (notes 001).",
         finding=f"The full-batch path is a smooth curve; the online path keeps jittering (mean distance "
         f"{jitter:.3f} from its own average over the last 50 steps) around the least-squares solution.",
-        image=image,
-        headers=headers,
-        rows=rows,
     )
 
 
@@ -213,22 +221,19 @@ def saddle(directory: Path, options: ReportOptions = _DEFAULT) -> Section:
                  steps=200, xtol=0.05)
     noisy = _relabel(race("saddle", ["sgd(lr=0.05)"], steps=200, noise=0.1, xtol=0.05), "GD + noise σ=0.1")
     result = _merge(plain, noisy)
-    image = _save_race(result, directory, "saddle.png", "A saddle point between two minima")
-    headers, rows = _race_rows(result)
     gd = result["GD"]
     escaped = _join(_names(result.runs, lambda run: run.converged_at is not None))
-    return Section(
+    return _race_section(
+        result,
+        directory,
+        figure_title="A saddle point between two minima",
         slug="saddle",
         title="A saddle point: gradient descent stalls, momentum and noise escape",
-        equation=result.landscape.latex,
         lead="Starting a hair (10⁻⁵) off the ridge, the gradient points almost straight at the saddle, "
         "where it vanishes; only the tiny unstable component pushes sideways.",
         finding=f"Gradient descent ends at |x| = {abs(gd.final_point[0]):.2f}, still "
         f"{gd.final_loss - min(result.landscape.minimum_values):.3f} above the minima, while "
         f"{escaped} reached a minimum.",
-        image=image,
-        headers=headers,
-        rows=rows,
     )
 
 
@@ -236,10 +241,11 @@ def plateau(directory: Path, options: ReportOptions = _DEFAULT) -> Section:
     """A plateau that momentum and Adam cross while gradient descent crawls."""
     result = race("plateau", [("GD", "sgd(lr=0.5)"), ("momentum", "sgd(lr=0.5, momentum=0.9)"),
                               ("Adam", "adam(lr=0.1)")], steps=200)
-    image = _save_race(result, directory, "plateau.png", "Crossing a plateau")
-    headers, rows = _race_rows(result)
     moved = np.linalg.norm(result["GD"].final_point - np.array(result.start))
-    return Section(
+    return _race_section(
+        result,
+        directory,
+        figure_title="Crossing a plateau",
         slug="plateau",
         title="A plateau that momentum crosses",
         equation=r"$u_k=\alpha u_{k-1}-\eta g_k,\quad w_{k+1}=w_k+u_k$",
@@ -247,9 +253,6 @@ def plateau(directory: Path, options: ReportOptions = _DEFAULT) -> Section:
         "gradient, momentum adds them up (up to 1/(1−α) = 10 times) and Adam divides by their size.",
         finding=f"Momentum reached the well at step {result['momentum'].converged_at} and Adam at step "
         f"{result['Adam'].converged_at}; gradient descent moved only {moved:.2f} in {result.steps} steps.",
-        image=image,
-        headers=headers,
-        rows=rows,
     )
 
 
@@ -264,14 +267,14 @@ def adagrad_vs_rmsprop(directory: Path, options: ReportOptions = _DEFAULT) -> Se
     """AdaGrad's effective learning rate can only fall; RMSprop's forgets (two figures)."""
     result = race("ravine", [("AdaGrad", "adagrad(lr=0.1)"), ("RMSprop", "rmsprop(lr=0.1)")], steps=400,
                   record=_effective_learning_rate)
-    image = _save_race(result, directory, "adagrad-rmsprop.png",
-                       "AdaGrad vs RMSprop along a ravine (η = 0.1)")
     rates = plots.plot_recorded(result, ylabel=r"effective rate $\eta/(\sqrt{t_k}+\epsilon)$",
                                 title="AdaGrad's accumulator only grows; RMSprop's forgets")
     plots.save_figure(rates, directory / "effective-lr.png")
-    headers, rows = _race_rows(result)
     ada, rms = result["AdaGrad"].recorded, result["RMSprop"].recorded
-    return Section(
+    return _race_section(
+        result,
+        directory,
+        figure_title="AdaGrad vs RMSprop along a ravine (η = 0.1)",
         slug="adagrad-rmsprop",
         title="AdaGrad's vanishing learning rate against RMSprop",
         equation=r"$t_k=t_{k-1}+g_k\odot g_k\quad\mathrm{vs}\quad t_k=\rho\,t_{k-1}+(1-\rho)\,g_k\odot g_k$",
@@ -281,9 +284,6 @@ def adagrad_vs_rmsprop(directory: Path, options: ReportOptions = _DEFAULT) -> Se
         f"after {result.steps}) and it stalls at loss {result['AdaGrad'].final_loss:.3g}; RMSprop forgets "
         f"the steep start, its rate rises to {rms[-1]:.2g} and it reaches "
         f"{result['RMSprop'].final_loss:.3g}.",
-        image=image,
-        headers=headers,
-        rows=rows,
         extra_image="effective-lr.png",
     )
 
@@ -294,19 +294,16 @@ def rosenbrock(directory: Path, options: ReportOptions = _DEFAULT) -> Section:
                    ("Adam", "adam(lr=0.02)"), ("RMSprop", "rmsprop(lr=0.005)")]
     result = race("rosenbrock", [*first_order, ("BFGS", "bfgs")], steps=600)
     best = min(result.runs[: len(first_order)], key=lambda run: run.final_loss)
-    image = _save_race(result, directory, "rosenbrock.png", "Rosenbrock's valley")
-    headers, rows = _race_rows(result)
-    return Section(
+    return _race_section(
+        result,
+        directory,
+        figure_title="Rosenbrock's valley",
         slug="rosenbrock",
         title="Rosenbrock's banana valley",
-        equation=result.landscape.latex,
         lead="The valley is easy to fall into and hard to follow: its floor curves and is almost flat, "
         "while its walls are 100 times steeper.",
         finding=f"{_fastest(result)}; the best first-order method, {best.label}, was still at loss "
         f"{best.final_loss:.3g} after {result.steps} steps, crawling along the floor.",
-        image=image,
-        headers=headers,
-        rows=rows,
     )
 
 
