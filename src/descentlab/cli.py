@@ -27,7 +27,7 @@ from ._io import writable_directory
 
 
 @dataclass
-class Session:
+class _Session:
     """What the global options set for one call of :func:`main`."""
 
     debug: bool = False
@@ -55,7 +55,7 @@ def _global_options(
     debug: Annotated[bool, typer.Option("--debug", help="show the full traceback of any error")] = False,
 ) -> None:
     """descentlab — optimizers racing on loss landscapes."""
-    if isinstance(ctx.obj, Session):
+    if isinstance(ctx.obj, _Session):
         ctx.obj.debug = debug
 
 
@@ -258,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     pointer to ``--debug``, which prints the traceback).
     """
     args = sys.argv[1:] if argv is None else list(argv)
-    session = Session()
+    session = _Session()
     command = typer.main.get_command(app)  # not app(...): that would replace sys.excepthook
     try:
         result = command.main(args=args, prog_name="descentlab", standalone_mode=False, obj=session)
