@@ -1,35 +1,65 @@
-# descentlab: `make demo` sets everything up and runs the main job; `make test` sets up and runs the tests.
+# descentlab: `make demo` sets up .venv with what the demo needs and runs it; `make test` adds the
+# dev tools and runs ruff and the tests; `make docs` builds the API reference (strict: no warnings).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 TORCH_PIN := torch==2.13.0
-STAMP := $(VENV)/.installed
+SITE := runs/site
 
-.PHONY: demo test lint bench clean setup
+# One stamp per install step, so that `make demo` then `make test` installs only what is missing.
+TORCH_STAMP := $(VENV)/.installed-torch
+RUNTIME_STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
+DOCS_STAMP := $(VENV)/.installed-docs
+BENCH_STAMP := $(VENV)/.installed-bench
 
-setup: $(STAMP)
+.PHONY: demo test lint docs bench clean setup
 
-# torch is pinned and installed first so nothing else can pull another (CUDA) build.
-$(STAMP): pyproject.toml
+setup: $(RUNTIME_STAMP)
+
+# torch is pinned and installed first, and pinned again in every later step on the same command
+# line, so nothing can pull another (CUDA) build.
+$(TORCH_STAMP):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet $(TORCH_PIN)
-	$(PIP) install --quiet -e ".[dev]" "$(TORCH_PIN)"
-	touch $(STAMP)
+	$(PIP) install --quiet "$(TORCH_PIN)"
+	touch $@
 
-demo: $(STAMP)
+# the package and its runtime dependencies: all the demo needs
+$(RUNTIME_STAMP): pyproject.toml $(TORCH_STAMP)
+	$(PIP) install --quiet -e . "$(TORCH_PIN)"
+	touch $@
+
+$(DEV_STAMP): $(RUNTIME_STAMP)
+	$(PIP) install --quiet -e ".[dev]" "$(TORCH_PIN)"
+	touch $@
+
+$(DOCS_STAMP): $(RUNTIME_STAMP)
+	$(PIP) install --quiet -e ".[docs]" "$(TORCH_PIN)"
+	touch $@
+
+# pytorch-optimizer (a comparison in the benchmark) without its dependencies: it cannot pull a torch.
+$(BENCH_STAMP): $(RUNTIME_STAMP)
+	$(PIP) install --quiet -e ".[bench]" "$(TORCH_PIN)"
+	$(PIP) install --quiet --no-deps pytorch-optimizer
+	touch $@
+
+demo: $(RUNTIME_STAMP)
 	$(VENV)/bin/descentlab demo --out runs/demo
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 
-test: $(STAMP) lint
+test: $(DEV_STAMP) lint
 	$(VENV)/bin/pytest
 
-bench: $(STAMP)
-	$(PIP) install --quiet --no-deps pytorch-optimizer
+# the API reference, from the docstrings (mkdocs.yml, docs/): any warning fails the build
+docs: $(DOCS_STAMP)
+	$(VENV)/bin/mkdocs build --strict --site-dir $(SITE)
+
+bench: $(BENCH_STAMP)
 	$(PY) benchmarks/step_time.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) runs site .pytest_cache .ruff_cache .hypothesis

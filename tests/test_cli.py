@@ -112,3 +112,35 @@ def test_console_script_is_installed_and_answers():
                           timeout=120)
     assert done.returncode == 2
     assert done.stderr.strip() == "error: --steps must be a positive integer, got 0"
+
+
+def _broken_race(*args, **kwargs):
+    raise RuntimeError("boom: a bug deep inside\nsecond line")
+
+
+def test_an_unexpected_error_is_one_line_pointing_to_debug(capsys, monkeypatch):
+    monkeypatch.setattr("descentlab.lab.race", _broken_race)
+    code, _, stderr = run(capsys, "race", "two-minima", "--steps", "5")
+    assert code == 1
+    assert stderr.strip().splitlines() == [
+        "error: unexpected RuntimeError: boom: a bug deep inside (run with --debug for the traceback)"
+    ]
+
+
+def test_debug_shows_the_traceback(capsys, monkeypatch):
+    monkeypatch.setattr("descentlab.lab.race", _broken_race)
+    code, _, stderr = run(capsys, "--debug", "race", "two-minima", "--steps", "5")
+    assert code == 1
+    assert stderr.startswith("Traceback (most recent call last):")
+    assert "_broken_race" in stderr and "second line" in stderr
+    assert stderr.strip().splitlines()[-1] == "error: unexpected RuntimeError: boom: a bug deep inside"
+    # bad input stays exit status 2, with the traceback on request
+    code, _, stderr = run(capsys, "--debug", "race", "two-minima", "--steps", "0")
+    assert code == 2 and "Traceback" in stderr
+    assert stderr.strip().splitlines()[-1] == "error: --steps must be a positive integer, got 0"
+
+
+def test_main_leaves_the_excepthook_alone(capsys):
+    hook = sys.excepthook
+    run(capsys, "list")
+    assert sys.excepthook is hook

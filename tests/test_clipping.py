@@ -206,3 +206,15 @@ def test_bad_arguments(call, match):
     backward(model)
     with pytest.raises(ValueError, match=match):
         call(model.parameters())
+
+
+def test_options_are_checked_even_without_gradients_and_inf_is_a_norm_type():
+    model = make_model()  # no backward: nothing to clip, but the options are still checked
+    with pytest.raises(ValueError, match="norm_type"):
+        clip_by_global_norm(model.parameters(), 1.0, norm_type=-2)
+    with pytest.raises(ValueError, match=r"parameters\[0\] must be a tensor"):
+        clip_by_value([1.0], 1.0)
+    backward(model)
+    grads = [p.grad.clone() for p in model.parameters()]
+    total = clip_by_global_norm(model.parameters(), 1e9, norm_type=math.inf)
+    assert total == max(g.abs().max() for g in grads)

@@ -167,3 +167,22 @@ def test_bad_arguments():
         gradcheck(Net(), F.mse_loss, *batch(), max_coords=0)
     with pytest.raises(ValueError, match="scalar"):
         gradcheck(Net(), lambda out, y: (out - y) ** 2, *batch())
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"atol": -1.0}, "atol"),
+    ({"rtol": float("nan")}, "rtol"),
+    ({"seed": -1}, "seed"),
+    ({"max_coords": 2.5}, "max_coords"),
+])
+def test_every_option_is_checked(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        gradcheck(Net(), F.mse_loss, *batch(), **kwargs)
+    with pytest.raises(ValueError, match="model must be a torch.nn.Module"):
+        gradcheck(lambda x: x, F.mse_loss, *batch())
+    with pytest.raises(ValueError, match="loss_fn must be callable"):
+        gradcheck(Net(), "mse", *batch())
+    with pytest.raises(ValueError, match="raise_exception"):
+        gradcheck_function(torch.tanh, torch.randn(3, dtype=torch.float64), raise_exception="no")
+    with pytest.raises(ValueError, match="fn must be callable"):
+        gradgradcheck_function("tanh", torch.randn(3, dtype=torch.float64))

@@ -151,3 +151,26 @@ def test_bad_arguments():
                 initialise(torch.empty(3, 3), gain=gain)
     with pytest.raises(ValueError, match="at least 2 dimensions"):
         dinit.xavier_uniform_(torch.empty(5))
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda: dinit.kaiming_uniform_(torch.empty(3, 3), mode="fan_avg"), "mode must be one of"),
+    (lambda: dinit.kaiming_normal_(torch.empty(3, 3), nonlinearity="gelu"), "nonlinearity must be one of"),
+    (lambda: dinit.kaiming_normal_(torch.empty(3, 3), a="x"), "a must be a number"),
+    (lambda: dinit.xavier_normal_(torch.empty(3, 3), generator=0), "generator"),
+    (lambda: dinit.orthogonal_([[1.0, 2.0]]), "tensor must be a torch.Tensor"),
+    (lambda: dinit.init_model("model"), "model must be a torch.nn.Module"),
+    (lambda: dinit.init_model(nn.Linear(2, 2), bias=float("nan")), "bias"),
+    (lambda: dinit.init_model(nn.Linear(2, 2), "xavier_uniform", nonlinearity="relu"), "takes gain"),
+])
+def test_every_argument_is_checked_before_any_weight_changes(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_a_bad_option_leaves_the_model_untouched():
+    net = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
+    before = [p.detach().clone() for p in net.parameters()]
+    with pytest.raises(ValueError, match="gain"):
+        dinit.init_model(net, "xavier_uniform", gain=-1.0)
+    assert all(torch.equal(a, b) for a, b in zip(before, net.parameters()))

@@ -217,3 +217,47 @@ def test_spec_errors_are_value_errors():
     assert issubclass(SpecError, ValueError)
     with pytest.raises(ValueError, match="optimizer: an optimizer object must hold exactly one"):
         race("two-minima", [SGD([torch.zeros(2, requires_grad=True), torch.zeros(1, requires_grad=True)])])
+
+
+class _FailingSGD(torch.optim.SGD):
+    """SGD whose third step raises ``error``."""
+
+    def __init__(self, params, error):
+        super().__init__(params, lr=0.1)
+        self.error, self.calls = error, 0
+
+    def step(self, closure=None):
+        self.calls += 1
+        if self.calls == 3:
+            raise self.error
+        return super().step(closure)
+
+
+def test_a_non_finite_error_is_a_divergence():
+    from descentlab.validation import NonFiniteError
+
+    result = race("strongly-convex", [("nan", lambda p: _FailingSGD(p, NonFiniteError("grad is nan")))],
+                  steps=10)
+    run = result["nan"]
+    assert run.diverged_at == 3 and run.error == "grad is nan"
+    assert len(run.trajectory) == 3  # the start and two steps
+
+
+@pytest.mark.parametrize("error", [RuntimeError("a bug"), ZeroDivisionError("a bug"), KeyError("a bug")])
+def test_any_other_exception_propagates(error):
+    with pytest.raises(type(error), match="a bug"):
+        race("strongly-convex", [("buggy", lambda p: _FailingSGD(p, error))], steps=10)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"seed": -1}, "seed"),
+    ({"xtol": -1.0}, "xtol"),
+    ({"ftol": -1.0}, "ftol"),
+    ({"escape": 0}, "escape"),
+    ({"schedule": 0.1}, "schedule must be callable"),
+    ({"record": "sum"}, "record must be callable"),
+    ({"steps": True}, "steps must be a positive integer"),
+])
+def test_every_race_argument_is_checked(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        race("two-minima", ["sgd(lr=0.1)"], **kwargs)

@@ -209,3 +209,22 @@ def test_get_landscape_parses_specs():
     hessian = torch.autograd.functional.hessian(landscape.fn, torch.zeros(2, dtype=torch.float64)).numpy()
     eigenvalues = np.linalg.eigvalsh(hessian)
     assert eigenvalues.max() / eigenvalues.min() == pytest.approx(10)
+
+
+def test_a_landscape_checks_its_own_fields():
+    base = L.two_minima()
+    from dataclasses import replace
+
+    for changes, message in [({"dim": 0}, "dim"), ({"start": (0.0,)}, "start must have 2"),
+                             ({"domain": ((1.0, -1.0), (0.0, 1.0))}, r"domain\[0\]"),
+                             ({"minima": ((0.0, 0.0, 0.0), (1.0, 0.0))}, r"minima\[0\]"),
+                             ({"minimum_values": (0.0,)}, "one length"),
+                             ({"fn": None}, "fn must be callable"),
+                             ({"name": ""}, "name"), ({"noise": -0.1}, "noise"),
+                             ({"batch_size": 0}, "batch_size")]:
+        with pytest.raises(ValueError, match=message):
+            replace(base, **changes)
+    with pytest.raises(ValueError, match="landscape must be a Landscape"):
+        L.with_gradient_noise("saddle", 0.1)
+    with pytest.raises(ValueError, match="seed"):
+        L.rotated_quadratic(seed=-1)

@@ -100,3 +100,11 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="smaller n_components"):
         decorrelate(collinear)
     assert decorrelate(collinear, n_components=5)(collinear).shape == (500, 5)
+
+
+def test_whiten_and_rtol_are_checked():
+    X = torch.randn(20, 3, dtype=torch.float64)
+    with pytest.raises(ValueError, match="whiten"):
+        decorrelate(X, whiten="yes")
+    with pytest.raises(ValueError, match="rtol"):
+        decorrelate(X, rtol=-1e-3)

@@ -115,7 +115,7 @@ def test_a_crash_leaves_the_previous_page_untouched(tmp_path, monkeypatch):
     index = tmp_path / "index.html"
     index.write_text("previous report")
 
-    def broken(directory: Path):
+    def broken(directory: Path, options):
         raise RuntimeError("boom")
 
     monkeypatch.setattr(report, "EXPERIMENTS", [("plateau", report.plateau), ("broken", broken)])
@@ -132,3 +132,51 @@ def test_unwritable_output_is_a_value_error(tmp_path):
         report.build_report(blocker)
     with pytest.raises(ValueError, match="unknown experiment"):
         report.build_report(tmp_path, only=["nope"])
+
+
+def _section(**overrides):
+    fields = dict(slug="s", title="A title: more", equation="$x^2$", lead="lead", finding="finding",
+                  image="a.png", headers=["optimizer", "diverged"], rows=[["sgd", "no"]])
+    return report.Section(**{**fields, **overrides})
+
+
+def test_the_page_escapes_every_text_but_the_equation():
+    hostile = "<script>alert('x')</script>"
+    page = report.render_page([_section(title=hostile, lead=hostile, finding=hostile, rows=[[hostile, "no"]],
+                                        extra_image='b.png" onerror="alert(1)')], 1.0)
+    assert "<script>" not in page and "onerror=\"" not in page
+    assert page.count("&lt;script&gt;") >= 4
+    parsed = _Page()
+    parsed.feed(page)
+    assert parsed.svgs == 1 and parsed.ids[0] == "s"
+    assert parsed.images == ["a.png", 'b.png" onerror="alert(1)']  # one attribute, quotes escaped
+    assert '<span class="badge idle">no</span>' in page
+
+
+def test_sections_are_built_with_keywords():
+    with pytest.raises(TypeError):
+        report.Section("s", "title", "$x$", "lead", "finding", "a.png")
+    assert _section().extra_image is None
+
+
+def test_the_template_ships_in_the_package():
+    from importlib.resources import files
+
+    templates = files("descentlab.report") / "templates"
+    assert (templates / "page.html.j2").is_file() and (templates / "report.css").is_file()
+
+
+def test_every_experiment_takes_directory_and_options(tmp_path):
+    import inspect
+
+    for name, experiment in report.EXPERIMENTS:
+        assert list(inspect.signature(experiment).parameters) == ["directory", "options"], name
+    section = report.schedules(tmp_path, report.ReportOptions(gif=False))
+    assert section.slug == "schedules" and (tmp_path / section.image).exists()
+    with pytest.raises(ValueError, match="gif"):
+        report.ReportOptions(gif="yes")
+
+
+def test_no_gif_means_no_animation(tmp_path):
+    section = report.two_minima(tmp_path, report.ReportOptions(gif=False))
+    assert section.extra_image is None and not (tmp_path / "two-minima.gif").exists()

@@ -361,3 +361,32 @@ def test_bad_plateau_arguments_and_bad_steps():
         S.Constant(eta_max=0.1)(-1)
     with pytest.raises(ValueError, match="boundar"):
         S.join([S.Constant(eta_max=0.1)], boundaries=[3])
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: S.join([S.Constant(eta_max=0.1), 0.1], boundaries=[3]), r"schedules\[1\] must be callable"),
+    (lambda: S.join([S.Constant(eta_max=0.1)] * 2, boundaries=[-1]), r"boundaries\[0\]"),
+    (lambda: S.join(S.Constant(eta_max=0.1), boundaries=[]), "schedules must be a list or tuple"),
+    (lambda: S.with_warmup(0.1, warmup_steps=10), "schedule must be callable"),
+    (lambda: S.with_warmup(S.Constant(eta_max=0.1), warmup_steps=-1), "warmup_steps"),
+    (lambda: S.with_warmup(S.Constant(eta_max=0.1), warmup_steps=5, eta_start=-1.0), "eta_start"),
+    (lambda: S.Scaled(schedule="cosine", factor=0.5), "schedule must be callable"),
+    (lambda: "cosine" * S.Constant(eta_max=0.1), "factor"),
+    (lambda: S.Constant(eta_max=0.1).values(-1), "steps"),
+    (lambda: S.OneCycle(eta_max=0.1, T_max=10, three_phase="yes"), "three_phase"),
+    (lambda: S.OneCycle(eta_max=0.1, T_max=10, anneal_strategy="cosine"), "anneal_strategy"),
+    (lambda: ReduceOnPlateau(eta_max=0.1, threshold_mode="relative"), "threshold_mode"),
+])
+def test_combinators_and_options_refuse_bad_arguments(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_schedule_lr_checks_its_arguments():
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=0.1)
+    with pytest.raises(ValueError, match="schedule must be callable"):
+        ScheduleLR(opt, 0.1)
+    with pytest.raises(ValueError, match="optimizer must be a torch.optim.Optimizer"):
+        ScheduleLR("sgd", S.Constant(eta_max=0.1))
+    with pytest.raises(ValueError, match="last_epoch"):
+        ScheduleLR(opt, S.Constant(eta_max=0.1), last_epoch=-2)

@@ -6,6 +6,7 @@ A crash or an exception while writing never leaves a half-written file behind.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -31,16 +32,20 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
 
 
 def save_figure(figure, path: str | os.PathLike, dpi: int = 110) -> Path:
-    """Write a matplotlib figure atomically (format from the suffix) and close it."""
-    import matplotlib.pyplot as plt
+    """Write a matplotlib figure atomically (format from the suffix).
 
+    A figure that pyplot manages (made with ``plt.figure``/``plt.subplots``) is closed afterwards, as
+    pyplot needs; any other figure is left as it is. pyplot itself is never imported here.
+    """
     suffix = Path(path).suffix.lstrip(".").lower() or "png"
     try:
         return atomic_write(
             path, lambda tmp: figure.savefig(tmp, format=suffix, dpi=dpi, bbox_inches="tight")
         )
     finally:
-        plt.close(figure)
+        pyplot = sys.modules.get("matplotlib.pyplot")
+        if pyplot is not None:  # without pyplot imported, no figure can be registered with it
+            pyplot.close(figure)
 
 
 def writable_directory(path: str | os.PathLike, what: str = "out") -> Path:

@@ -1,8 +1,10 @@
 """The ``descentlab`` command: race optimizers, plot schedules, list what exists, build the demo report.
 
 Every bad input — an unknown name, a malformed spec, a start outside the domain, a non-positive number
-of steps, an unwritable output — ends in one line ``error: ...`` on stderr and exit status 2, never a
-traceback.
+of steps, an unwritable output (a ``ValueError``, a ``SpecError`` or an ``OSError``) — ends in one line
+``error: ...`` on stderr and exit status 2, never a traceback. Anything else is unexpected (a bug, or
+a failure of the machine): one line naming the exception, a pointer to ``--debug``, and exit
+status 1. ``descentlab --debug COMMAND ...`` prints the full traceback of either kind.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import inspect
 import sys
 import time
+import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +24,14 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ._io import writable_directory
+
+
+@dataclass
+class _Session:
+    """What the global options set for one call of :func:`main`."""
+
+    debug: bool = False
+
 
 app = typer.Typer(
     add_completion=False,
@@ -35,6 +47,16 @@ DEFAULT_RACERS = ["sgd(lr=0.05)", "sgd(lr=0.05, momentum=0.9)", "adam(lr=0.1)"]
 
 class UsageProblem(ValueError):
     """Bad input from the command line: reported as one line, exit status 2."""
+
+
+@app.callback()
+def _global_options(
+    ctx: typer.Context,
+    debug: Annotated[bool, typer.Option("--debug", help="show the full traceback of any error")] = False,
+) -> None:
+    """descentlab — optimizers racing on loss landscapes."""
+    if isinstance(ctx.obj, _Session):
+        ctx.obj.debug = debug
 
 
 def _parse_start(text: str | None) -> tuple[float, ...] | None:
@@ -117,14 +139,6 @@ def race(
             console.print(f"animation written to [bold]{gif}[/bold]")
 
 
-def _schedules() -> dict:
-    try:
-        from .schedules import SCHEDULES
-    except ImportError:
-        raise UsageProblem("schedules are not available: descentlab.schedules is not installed") from None
-    return SCHEDULES
-
-
 @app.command()
 def schedule(
     spec: Annotated[str, typer.Argument(help="schedule spec, e.g. 'cosine(eta_max=0.1, T_max=100)'")],
@@ -138,12 +152,13 @@ def schedule(
         descentlab schedule 'warm_restarts(T_0=10, T_mult=2, eta_min=0.01, eta_max=0.1)' --steps 150
         --out restarts.png
     """
+    from .schedules import SCHEDULES
     from .specs import build_from_spec
 
     if steps <= 0:
         raise UsageProblem(f"--steps must be a positive integer, got {steps}")
     out = _writable_file(out, "--out", (".png", ".svg", ".pdf"))
-    rule = build_from_spec(spec, _schedules(), "schedule")
+    rule = build_from_spec(spec, SCHEDULES, "schedule")
     from . import plots
 
     plots.save_figure(plots.plot_schedule(rule, steps), out)
@@ -168,6 +183,7 @@ def list_everything() -> None:
     """
     from .lab import describe_optimizer, optimizer_registry
     from .landscapes import LANDSCAPES
+    from .schedules import SCHEDULES
 
     registry = optimizer_registry(include_torch=False)
     table = Table(title="optimizers  (--opt 'name(key=value, ...)'; torch.optim's as torch.<name>)",
@@ -185,17 +201,12 @@ def list_everything() -> None:
         options = ", ".join(inspect.signature(factory).parameters)
         table.add_row(name, options or "—", escape(factory().formula))
     console.print(table)
-    try:
-        schedules = _schedules()
-    except UsageProblem as problem:
-        console.print(f"[yellow]{problem}[/yellow]")
-        return
     table = Table(title="schedules  (descentlab schedule 'name(key=value, ...)')", title_justify="left",
                   header_style="bold")
     table.add_column("name", style="cyan", no_wrap=True)
     table.add_column("keys")
     table.add_column("rule")
-    for name, factory in schedules.items():
+    for name, factory in SCHEDULES.items():
         table.add_row(name, ", ".join(inspect.signature(factory).parameters), escape(_first_line(factory)))
     console.print(table)
 
@@ -235,23 +246,44 @@ def demo(
                   f"— open it in a browser (works offline)")
 
 
+def _first_line_of(problem: BaseException) -> str:
+    text = str(problem).strip()
+    return text.splitlines()[0] if text else type(problem).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the console script; returns the exit status."""
+    """Entry point of the console script; returns the exit status.
+
+    0 on success; 2 for bad input (one line on stderr); 1 for an unexpected exception (one line and a
+    pointer to ``--debug``, which prints the traceback).
+    """
     args = sys.argv[1:] if argv is None else list(argv)
+    session = _Session()
+    command = typer.main.get_command(app)  # not app(...): that would replace sys.excepthook
     try:
-        result = app(args=args, prog_name="descentlab", standalone_mode=False)
+        result = command.main(args=args, prog_name="descentlab", standalone_mode=False, obj=session)
     except typer.Exit as done:
         return done.exit_code
     except typer.Abort:
         print("aborted", file=sys.stderr)
         return 1
     except typer.TyperException as problem:  # usage errors found by the parser
-        print(f"error: {problem.format_message()} (see descentlab --help)", file=sys.stderr)
+        if problem.format_message():  # empty when the help was shown for a bare `descentlab`
+            print(f"error: {problem.format_message()} (see descentlab --help)", file=sys.stderr)
         return 2
-    except (ValueError, OSError, RuntimeError) as problem:  # SpecError is a ValueError
-        message = str(problem).splitlines()[0] if str(problem) else type(problem).__name__
-        print(f"error: {message}", file=sys.stderr)
+    except (ValueError, OSError) as problem:  # bad input; SpecError and UsageProblem are ValueErrors
+        if session.debug:
+            traceback.print_exc()
+        print(f"error: {_first_line_of(problem)}", file=sys.stderr)
         return 2
+    except Exception as problem:  # a bug or an unexpected failure: say so, never call it bad input
+        if session.debug:
+            traceback.print_exc()
+            print(f"error: unexpected {type(problem).__name__}: {_first_line_of(problem)}", file=sys.stderr)
+        else:
+            print(f"error: unexpected {type(problem).__name__}: {_first_line_of(problem)} "
+                  "(run with --debug for the traceback)", file=sys.stderr)
+        return 1
     return result if isinstance(result, int) else 0
 
 

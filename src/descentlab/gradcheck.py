@@ -26,6 +26,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .validation import check_bool, check_callable, check_int, check_number, check_positive
+
 __all__ = ["gradcheck", "GradcheckReport", "ParamCheck", "gradcheck_function", "gradgradcheck_function"]
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
@@ -98,10 +100,10 @@ def _to_float64(value: Any) -> Any:
     return value
 
 
-def _positive(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or math.isinf(value):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
+def _tolerances(eps: Any, atol: Any, rtol: Any) -> tuple[float, float, float]:
+    """The step ``ε > 0`` and the tolerances ``atol, rtol ≥ 0`` of every check here."""
+    return (check_positive("eps", eps), check_number("atol", atol, low=0.0),
+            check_number("rtol", rtol, low=0.0))
 
 
 def _coordinates(numel: int, max_coords: int, seed: int) -> Tensor:
@@ -131,12 +133,12 @@ def gradcheck(
 
     Returns a :class:`GradcheckReport` (``.passed``, ``.failed``, ``print(report)``).
     """
-    eps, atol = _positive("eps", eps), float(atol)
-    rtol = _positive("rtol", rtol)
-    if atol < 0:
-        raise ValueError(f"atol must be >= 0, got {atol!r}")
-    if isinstance(max_coords, bool) or not isinstance(max_coords, int) or max_coords < 1:
-        raise ValueError(f"max_coords must be an integer >= 1, got {max_coords!r}")
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_callable("loss_fn", loss_fn, "loss_fn(model(x), *targets) -> scalar tensor")
+    eps, atol, rtol = _tolerances(eps, atol, rtol)
+    check_int("max_coords", max_coords, low=1)
+    check_int("seed", seed, low=0)
     if not batch:
         raise ValueError("gradcheck needs the model's input: gradcheck(model, loss_fn, x, *targets)")
     for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
@@ -206,6 +208,15 @@ def _function_inputs(inputs: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(prepared)
 
 
+def _torch_check(check: Callable[..., bool], fn: Any, inputs: tuple[Any, ...], eps: Any, atol: Any,
+                 rtol: Any, raise_exception: Any) -> bool:
+    """``check(fn, inputs, ...)`` — torch's gradcheck or gradgradcheck — after checking every argument."""
+    check_callable("fn", fn)
+    eps, atol, rtol = _tolerances(eps, atol, rtol)
+    check_bool("raise_exception", raise_exception)
+    return check(fn, _function_inputs(inputs), eps=eps, atol=atol, rtol=rtol, raise_exception=raise_exception)
+
+
 def gradcheck_function(
     fn: Callable[..., Any],
     *inputs: Any,
@@ -216,14 +227,7 @@ def gradcheck_function(
 ) -> bool:
     """``torch.autograd.gradcheck(fn, inputs)`` on float64 copies of the floating inputs
     (all requiring grad); ``False`` (or the exception, if asked) when a Jacobian is wrong."""
-    return torch.autograd.gradcheck(
-        fn,
-        _function_inputs(inputs),
-        eps=_positive("eps", eps),
-        atol=atol,
-        rtol=rtol,
-        raise_exception=raise_exception,
-    )
+    return _torch_check(torch.autograd.gradcheck, fn, inputs, eps, atol, rtol, raise_exception)
 
 
 def gradgradcheck_function(
@@ -235,11 +239,4 @@ def gradgradcheck_function(
     raise_exception: bool = False,
 ) -> bool:
     """``torch.autograd.gradgradcheck``: checks the gradient of the gradient (second order)."""
-    return torch.autograd.gradgradcheck(
-        fn,
-        _function_inputs(inputs),
-        eps=_positive("eps", eps),
-        atol=atol,
-        rtol=rtol,
-        raise_exception=raise_exception,
-    )
+    return _torch_check(torch.autograd.gradgradcheck, fn, inputs, eps, atol, rtol, raise_exception)

@@ -25,6 +25,7 @@ fan_out)``; that is also the variance of ``U(−a, a)`` with the notes' own boun
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from .validation import check_choice, check_number, check_positive
 
 __all__ = [
     "fan_in_normal_",
@@ -47,13 +50,27 @@ __all__ = [
 ]
 
 
-def _check_gain(gain: Any) -> float:
-    if isinstance(gain, bool) or not isinstance(gain, (int, float)) or not math.isfinite(gain) or gain <= 0:
-        raise ValueError(f"gain must be a finite number > 0, got {gain!r}")
-    return float(gain)
+#: the ``nonlinearity`` names ``torch.nn.init.calculate_gain`` knows.
+_NONLINEARITIES = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+                   "conv_transpose3d", "sigmoid", "tanh", "relu", "leaky_relu", "selu")
+
+
+def _check_generator(generator: Any) -> torch.Generator | None:
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    return generator
+
+
+def _check_kaiming(nonlinearity: Any, mode: Any, a: Any, generator: Any) -> None:
+    check_choice("nonlinearity", nonlinearity, _NONLINEARITIES)
+    check_choice("mode", mode, ("fan_in", "fan_out"))
+    check_number("a", a)
+    _check_generator(generator)
 
 
 def _fans(tensor: Tensor) -> tuple[int, int]:
+    if not isinstance(tensor, Tensor):
+        raise ValueError(f"tensor must be a torch.Tensor, got {type(tensor).__name__}")
     if tensor.dim() < 2:
         raise ValueError(
             f"tensor must have at least 2 dimensions (fan-in and fan-out), got shape {tuple(tensor.shape)}"
@@ -64,22 +81,24 @@ def _fans(tensor: Tensor) -> tuple[int, int]:
 @torch.no_grad()
 def fan_in_normal_(tensor: Tensor, gain: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
     """``w ~ N(0, gain²/fan_in)``: the notes' ``w = randn(N)/√N`` (``N`` = fan-in), in place."""
-    gain = _check_gain(gain)
+    gain = check_positive("gain", gain)
     fan_in, _ = _fans(tensor)
-    return nn.init.normal_(tensor, 0.0, gain / math.sqrt(fan_in), generator=generator)
+    return nn.init.normal_(tensor, 0.0, gain / math.sqrt(fan_in), generator=_check_generator(generator))
 
 
 def xavier_uniform_(tensor: Tensor, gain: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
     """Xavier–Glorot uniform: ``w ~ U(−a, a)``, ``a = gain·√(6/(fan_in + fan_out))``,
     hence ``σ = gain·√(2/(fan_in + fan_out))`` (Glorot & Bengio 2010; notes 000)."""
+    gain = check_positive("gain", gain)
     _fans(tensor)
-    return nn.init.xavier_uniform_(tensor, gain=_check_gain(gain), generator=generator)
+    return nn.init.xavier_uniform_(tensor, gain=gain, generator=_check_generator(generator))
 
 
 def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
     """Xavier–Glorot normal: ``w ~ N(0, σ²)``, ``σ = gain·√(2/(fan_in + fan_out))``."""
+    gain = check_positive("gain", gain)
     _fans(tensor)
-    return nn.init.xavier_normal_(tensor, gain=_check_gain(gain), generator=generator)
+    return nn.init.xavier_normal_(tensor, gain=gain, generator=_check_generator(generator))
 
 
 def kaiming_uniform_(
@@ -91,6 +110,7 @@ def kaiming_uniform_(
 ) -> Tensor:
     """He et al. (2015): ``w ~ U(−b, b)``, ``b = g·√(3/fan)``, ``g = calculate_gain(nonlinearity, a)``
     (``√2`` for ReLU), ``fan`` = fan-in or fan-out by ``mode``."""
+    _check_kaiming(nonlinearity, mode, a, generator)
     _fans(tensor)
     return nn.init.kaiming_uniform_(tensor, a=a, mode=mode, nonlinearity=nonlinearity, generator=generator)
 
@@ -103,6 +123,7 @@ def kaiming_normal_(
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """He et al. (2015): ``w ~ N(0, σ²)``, ``σ = g/√fan`` (``σ² = 2/fan_in`` for ReLU)."""
+    _check_kaiming(nonlinearity, mode, a, generator)
     _fans(tensor)
     return nn.init.kaiming_normal_(tensor, a=a, mode=mode, nonlinearity=nonlinearity, generator=generator)
 
@@ -110,8 +131,9 @@ def kaiming_normal_(
 def orthogonal_(tensor: Tensor, gain: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
     """``w = gain·Q``, ``Q`` (semi-)orthogonal (Saxe et al. 2014): ``W Wᵀ = gain²·I`` when
     rows ≤ columns (``Wᵀ W = gain²·I`` otherwise), trailing dimensions flattened."""
+    gain = check_positive("gain", gain)
     _fans(tensor)
-    return nn.init.orthogonal_(tensor, gain=_check_gain(gain), generator=generator)
+    return nn.init.orthogonal_(tensor, gain=gain, generator=_check_generator(generator))
 
 
 #: scheme name → in-place initialiser ``f(tensor, **options)``.
@@ -185,9 +207,20 @@ def init_model(
     """
     if scheme not in INIT_SCHEMES:
         raise ValueError(f"scheme must be one of {sorted(INIT_SCHEMES)}, got {scheme!r}")
-    if bias is not None and (isinstance(bias, bool) or not isinstance(bias, (int, float))):
-        raise ValueError(f"bias must be a number or None, got {bias!r}")
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if bias is not None:
+        bias = check_number("bias", bias)
+    _check_generator(generator)
     initialise = INIT_SCHEMES[scheme]
+    signature = inspect.signature(initialise)
+    try:
+        signature.bind(None, generator=generator, **options)
+    except TypeError:
+        keys = [name for name in signature.parameters if name not in ("tensor", "generator")]
+        raise ValueError(
+            f"options: scheme {scheme!r} takes {', '.join(keys)}; got {', '.join(options)}"
+        ) from None
     report = InitReport()
     for module_name, module in model.named_modules():
         if not isinstance(module, _WEIGHTED):

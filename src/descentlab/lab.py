@@ -15,6 +15,11 @@ Every optimizer is driven by ``optimizer.step(closure)``, where the closure zero
 evaluates the loss of this step's sample and back-propagates, so closure-based solvers (L-BFGS, line
 searches) race too. The sample — gradient noise or a mini-batch — is drawn once per step, so a solver
 that calls the closure several times sees one consistent function per step.
+
+A run has *diverged* when its position or loss stops being finite, when it leaves the landscape far
+behind, or when its ``step`` raises a ``FloatingPointError`` (the family of
+:class:`~descentlab.validation.NonFiniteError`). Every other exception propagates with its traceback:
+a bug in an optimizer must not read as a divergence.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from torch import Tensor
 from . import optim as dl_optim
 from .landscapes import Landscape, get_landscape, with_gradient_noise
 from .specs import build_from_spec, format_spec, parse_spec, resolve_name
+from .validation import check_callable, check_int, check_number, check_positive
 
 __all__ = ["race", "Run", "RaceResult", "optimizer_registry", "describe_optimizer", "make_contender"]
 
@@ -306,7 +312,7 @@ def _run_one(
 
         try:
             optimizer.step(closure)
-        except (FloatingPointError, ArithmeticError, RuntimeError) as failure:
+        except FloatingPointError as failure:  # NonFiniteError included; anything else propagates
             diverged_at = k + 1
             error = str(failure).splitlines()[0] if str(failure) else type(failure).__name__
             break
@@ -363,15 +369,25 @@ def race(
         seed: seed of the noise or of the mini-batch order — the same for every optimizer.
         xtol: a run has converged from the first step after which it stays within ``xtol`` of a known
             minimum (default ``1e-3`` × the domain's diagonal) or within ``ftol`` of its loss.
-        escape: a run has diverged when its loss or position is not finite or it is further than
-            ``escape`` × the domain's diagonal from the domain's centre.
+        escape: a run has diverged when its loss or position is not finite, it is further than
+            ``escape`` × the domain's diagonal from the domain's centre, or its ``step`` raised a
+            ``FloatingPointError`` (such as :class:`~descentlab.validation.NonFiniteError` from
+            ``nonfinite="raise"``). Any other exception is a bug, not a divergence: it propagates.
         schedule: optional ``t -> learning rate`` applied to every parameter group before step ``t``.
         record: optional ``(optimizer, param) -> float`` called after every step; the values land in
             ``Run.recorded`` (e.g. an effective learning rate read from the optimizer's state).
     """
-    landscape = _to_landscape(landscape)
-    if not (isinstance(steps, int) and steps > 0):
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    check_int("seed", seed, low=0)
+    if xtol is not None:
+        check_number("xtol", xtol, low=0.0)
+    check_number("ftol", ftol, low=0.0)
+    check_positive("escape", escape)
+    for name, value in (("schedule", schedule), ("record", record)):
+        if value is not None:
+            check_callable(name, value)
+    landscape = _to_landscape(landscape)
     if noise:
         landscape = with_gradient_noise(landscape, noise)
     point = _check_start(landscape, start)

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from .specs import build_from_spec
+from .validation import check_callable, check_int, check_number, check_positive
 
 __all__ = [
     "Landscape",
@@ -73,6 +74,28 @@ class Landscape:
     noise: float = 0.0
     batch_size: int | None = None
     data: tuple[Tensor, Tensor] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"name must be a non-empty string, got {self.name!r}")
+        check_callable("fn", self.fn, "fn(w) -> loss")
+        dim = check_int("dim", self.dim, low=1)
+        for field_name in ("domain", "start"):
+            value = getattr(self, field_name)
+            if len(value) != dim:
+                raise ValueError(f"{field_name} must have {dim} entries (dim), got {value!r}")
+        for i, (low, high) in enumerate(self.domain):
+            if not low < high:
+                raise ValueError(f"domain[{i}] must be (low, high) with low < high, got {(low, high)!r}")
+        if not self.minima or len(self.minima) != len(self.minimum_values):
+            raise ValueError(f"minima and minimum_values must be non-empty and of one length, got "
+                             f"{len(self.minima)} minima and {len(self.minimum_values)} values")
+        for i, point in enumerate(self.minima):
+            if len(point) != dim:
+                raise ValueError(f"minima[{i}] must have {dim} coordinates, got {point!r}")
+        check_number("noise", self.noise, low=0.0)
+        if self.batch_size is not None:
+            check_int("batch_size", self.batch_size, low=1)
 
     def __call__(self, w: Tensor) -> Tensor:
         """The true loss ``f(w)``."""
@@ -180,16 +203,6 @@ def _make(
     )
 
 
-def _check_positive(name: str, value: float) -> None:
-    if not value > 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
-
-
-def _check_dim(dim: int, low: int = 2) -> None:
-    if not isinstance(dim, int) or dim < low:
-        raise ValueError(f"dim must be an integer >= {low}, got {dim!r}")
-
-
 # --------------------------------------------------------------------------------------------------
 # The functions
 
@@ -220,8 +233,9 @@ def two_minima() -> Landscape:
 
 def rosenbrock(dim: int = 2, a: float = 1.0, b: float = 100.0) -> Landscape:
     """Rosenbrock's banana valley, n-dimensional: ``Σᵢ b(xᵢ₊₁ − xᵢ²)² + (a − xᵢ)²``; minimum at (a, a², …)."""
-    _check_dim(dim)
-    _check_positive("b", b)
+    check_int("dim", dim, low=2)
+    check_number("a", a)
+    check_positive("b", b)
 
     def fn(w: Tensor) -> Tensor:
         head, tail = w[..., :-1], w[..., 1:]
@@ -283,8 +297,8 @@ def himmelblau() -> Landscape:
 
 def rastrigin(dim: int = 2, amplitude: float = 10.0) -> Landscape:
     """Rastrigin's function ``A·n + Σ xᵢ² − A·cos(2πxᵢ)``: a bowl covered in local minima."""
-    _check_dim(dim)
-    _check_positive("amplitude", amplitude)
+    check_int("dim", dim, low=2)
+    check_positive("amplitude", amplitude)
 
     def fn(w: Tensor) -> Tensor:
         return amplitude * w.shape[-1] + (w**2 - amplitude * torch.cos(2 * math.pi * w)).sum(-1)
@@ -307,9 +321,10 @@ def rotated_quadratic(kappa: float = 100.0, dim: int = 2, angle: float = 30.0, s
     In 2-D ``Q`` is the rotation by ``angle`` degrees; in n-D the eigenvalues are spaced geometrically
     and ``Q`` is a seeded random orthogonal matrix.
     """
-    _check_dim(dim)
-    if not kappa >= 1:
-        raise ValueError(f"kappa must be >= 1, got {kappa!r}")
+    check_int("dim", dim, low=2)
+    check_number("kappa", kappa, low=1.0)
+    check_number("angle", angle)
+    check_int("seed", seed, low=0)
     eigenvalues = torch.logspace(0, math.log10(kappa), dim, dtype=torch.float64)
     if dim == 2:
         c, s = math.cos(math.radians(angle)), math.sin(math.radians(angle))
@@ -426,10 +441,10 @@ def least_squares(batch_size: int | None = None, n: int = 64, seed: int = 0) -> 
     gradient descent; each epoch visits the points in a fresh seeded random order. The minimum is the
     least-squares solution, solved with ``torch.linalg.lstsq``.
     """
-    if not (isinstance(n, int) and n >= 2):
-        raise ValueError(f"n must be an integer >= 2, got {n!r}")
-    if batch_size is not None and not (isinstance(batch_size, int) and 1 <= batch_size <= n):
-        raise ValueError(f"batch_size must be an integer in [1, {n}], got {batch_size!r}")
+    check_int("n", n, low=2)
+    if batch_size is not None:
+        check_int("batch_size", batch_size, low=1, high=n)
+    check_int("seed", seed, low=0)
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(n, generator=g, dtype=torch.float64) * 4 - 2
     y = 2 * x - 1 + 0.5 * torch.randn(n, generator=g, dtype=torch.float64)
@@ -461,8 +476,9 @@ def least_squares(batch_size: int | None = None, n: int = 64, seed: int = 0) -> 
 
 def with_gradient_noise(landscape: Landscape, sigma: float) -> Landscape:
     """The same landscape, but every gradient the optimizer sees is ``∇f(w) + ξ``, ``ξ ~ N(0, σ²I)``."""
-    if not (isinstance(sigma, (int, float)) and sigma >= 0 and math.isfinite(sigma)):
-        raise ValueError(f"sigma must be a finite number >= 0, got {sigma!r}")
+    if not isinstance(landscape, Landscape):
+        raise ValueError(f"landscape must be a Landscape, got {type(landscape).__name__}")
+    sigma = check_number("sigma", sigma, low=0.0)
     if landscape.data is not None and landscape.batch_size is not None:
         raise ValueError("sigma: a mini-batch landscape is noisy already; gradient noise cannot be added")
     return replace(landscape, noise=float(sigma))

@@ -1,40 +1,46 @@
-"""Figures of races and schedules (matplotlib, Agg backend: no display needed).
+"""Figures of races and schedules, drawn by matplotlib's Agg renderer (no display needed).
 
 * :func:`plot_race` — the landscape's contours, every trajectory, the minima (★ global, ◆ local) and
   the start, next to the loss gap ``f(w) − f*`` against the step on a log scale; the legend reads
   ``name [iterations]`` as in the notes.
+* :func:`plot_recorded` — what ``race(..., record=fn)`` read from each optimizer after every step.
 * :func:`plot_schedule` / :func:`plot_schedules` — learning rate against step.
 * :func:`animate_race` — the race as an animated GIF (matplotlib blitting, frames saved by Pillow).
 
-Every ``save`` goes through :func:`save_figure`, which writes a temporary file in the target folder
-and renames it, so a crash never leaves half an image.
+Figures are :class:`matplotlib.figure.Figure` objects with their own ``FigureCanvasAgg``
+(:func:`new_figure`): pyplot is never imported, the process's backend is never switched, no figure
+is registered with pyplot, and the house style is applied inside ``matplotlib.rc_context`` only, so
+``rcParams`` are as they were afterwards. Every ``save`` goes through :func:`save_figure`, which
+writes a temporary file in the target folder and renames it, so a crash never leaves half an image.
 """
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+import torch
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from ._io import atomic_write, save_figure  # noqa: E402, F401
-from .lab import RaceResult  # noqa: E402
-from .landscapes import Landscape  # noqa: E402
+from ._io import atomic_write, save_figure
+from .lab import RaceResult
+from .landscapes import Landscape
+from .validation import check_bool, check_callable, check_int, check_positive
 
 __all__ = [
     "save_figure",
+    "new_figure",
     "plot_landscape",
+    "plot_trajectories",
     "plot_race",
     "plot_losses",
+    "plot_recorded",
     "plot_schedule",
     "plot_schedules",
     "animate_race",
@@ -45,6 +51,18 @@ __all__ = [
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
           "#7f7f7f", "#bcbd22"]
 _STYLE = {"axes.spines.top": False, "axes.spines.right": False, "font.size": 10, "axes.titlesize": 11}
+
+
+def new_figure(figsize: tuple[float, float], dpi: float | None = None) -> Figure:
+    """An empty figure rendered by its own Agg canvas, outside pyplot (nothing global changes)."""
+    figure = Figure(figsize=figsize, dpi=dpi)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _check_race(result: RaceResult) -> None:
+    if not isinstance(result, RaceResult):
+        raise ValueError(f"result must be a RaceResult (from lab.race), got {type(result).__name__}")
 
 
 def _grid(landscape: Landscape, resolution: int = 220) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -63,6 +81,8 @@ def plot_landscape(landscape: Landscape, ax: Axes, resolution: int = 220, fast: 
     Levels are quantiles of ``f − min f`` on the grid, so steep and flat regions both show structure.
     ``fast`` draws the fill as an image (for animations, where every frame is redrawn).
     """
+    check_int("resolution", resolution, low=2)
+    check_bool("fast", fast)
     grid_x, grid_y, z = _grid(landscape, resolution)
     gap = z - z.min()
     levels = np.unique(np.quantile(gap, np.linspace(0, 1, 24) ** 1.6))
@@ -92,6 +112,9 @@ def _legend_label(run) -> str:
 
 def plot_trajectories(result: RaceResult, ax: Axes, markevery: int | None = None) -> None:
     """Every run's path on top of the landscape's contours; the start is a black dot."""
+    _check_race(result)
+    if markevery is not None:
+        check_int("markevery", markevery, low=1)
     plot_landscape(result.landscape, ax)
     for index, run in enumerate(result.runs):
         path = run.trajectory
@@ -107,6 +130,7 @@ def plot_trajectories(result: RaceResult, ax: Axes, markevery: int | None = None
 
 def plot_losses(result: RaceResult, ax: Axes) -> None:
     """``f(w_k) − f*`` against the step ``k`` on a log scale (f* = the global minimum's value)."""
+    _check_race(result)
     best = min(result.landscape.minimum_values)
     floor = 1e-16
     for index, run in enumerate(result.runs):
@@ -123,13 +147,16 @@ def plot_losses(result: RaceResult, ax: Axes) -> None:
 
 def plot_race(result: RaceResult, title: str | None = None) -> Figure:
     """Contours with trajectories (left) and the loss gap on a log scale (right), legend below both."""
-    with plt.rc_context(_STYLE):
+    _check_race(result)
+    with matplotlib.rc_context(_STYLE):
         if result.landscape.dim == 2:
-            figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.6), width_ratios=[1.15, 1])
+            figure = new_figure((11, 4.6))
+            left, right = figure.subplots(1, 2, width_ratios=[1.15, 1])
             plot_trajectories(result, left)
             left.set_title("paths (★ global minimum, ◆ local)")
         else:
-            figure, right = plt.subplots(figsize=(7, 4.6))
+            figure = new_figure((7, 4.6))
+            right = figure.subplots()
         plot_losses(result, right)
         right.set_title("loss gap to the global minimum")
         handles, labels = right.get_legend_handles_labels()
@@ -141,12 +168,42 @@ def plot_race(result: RaceResult, title: str | None = None) -> Figure:
     return figure
 
 
+def plot_recorded(result: RaceResult, ylabel: str, title: str | None = None, log: bool = True) -> Figure:
+    """What ``race(..., record=fn)`` read after every step (``Run.recorded``), one line per run.
+
+    The demo draws AdaGrad's and RMSprop's effective learning rates ``η/(√t_k + ε)`` this way.
+    """
+    _check_race(result)
+    check_bool("log", log)
+    missing = [run.label for run in result.runs if run.recorded is None]
+    if missing:
+        raise ValueError(f"result: runs {missing} recorded nothing; race them with record=fn")
+    with matplotlib.rc_context(_STYLE):
+        figure = new_figure((6.5, 3.2))
+        ax = figure.subplots()
+        draw = ax.semilogy if log else ax.plot
+        for index, run in enumerate(result.runs):
+            draw(np.arange(1, len(run.recorded) + 1), run.recorded, color=COLORS[index % len(COLORS)],
+                 linewidth=2, label=run.label)
+        ax.set_xlabel("step k")
+        ax.set_ylabel(ylabel)
+        if title is not None:
+            ax.set_title(title)
+        ax.legend(frameon=False)
+        ax.grid(True, alpha=0.3)
+        figure.tight_layout()
+    return figure
+
+
 def plot_schedule(schedule: Callable[[int], float], steps: int, ax: Axes | None = None,
                   label: str | None = None, color: str = COLORS[0]) -> Figure:
     """The learning rate ``schedule(t)`` for ``t = 0 … steps − 1``."""
-    with plt.rc_context(_STYLE):
+    check_callable("schedule", schedule, "schedule(t) -> float")
+    check_int("steps", steps, low=1)
+    with matplotlib.rc_context(_STYLE):
         if ax is None:
-            figure, ax = plt.subplots(figsize=(7, 3.6))
+            figure = new_figure((7, 3.6))
+            ax = figure.subplots()
         else:
             figure = ax.figure
         t = np.arange(steps)
@@ -164,10 +221,17 @@ def plot_schedule(schedule: Callable[[int], float], steps: int, ax: Axes | None 
 
 def plot_schedules(schedules: Mapping[str, Callable[[int], float]], steps: int, columns: int = 3) -> Figure:
     """A gallery: one small panel per schedule."""
+    if not isinstance(schedules, Mapping) or not schedules:
+        raise ValueError(f"schedules must be a non-empty mapping label -> schedule, got {schedules!r}")
+    for label, schedule in schedules.items():
+        check_callable(f"schedules[{label!r}]", schedule, "schedule(t) -> float")
+    check_int("steps", steps, low=1)
+    check_int("columns", columns, low=1)
     count = len(schedules)
     rows = -(-count // columns)
-    with plt.rc_context(_STYLE):
-        figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 2.9 * rows), squeeze=False)
+    with matplotlib.rc_context(_STYLE):
+        figure = new_figure((4.2 * columns, 2.9 * rows))
+        axes = figure.subplots(rows, columns, squeeze=False)
         for index, (label, schedule) in enumerate(schedules.items()):
             color = COLORS[index % len(COLORS)]
             plot_schedule(schedule, steps, ax=axes.flat[index], label=label, color=color)
@@ -185,11 +249,15 @@ def animate_race(result: RaceResult, path: str | os.PathLike, frames: int = 50, 
     """
     from PIL import Image
 
+    _check_race(result)
+    check_int("frames", frames, low=1)
+    check_positive("fps", fps)
     if result.landscape.dim != 2:
         raise ValueError(f"gif: only 2-D landscapes can be animated, {result.landscape.name} has "
                          f"{result.landscape.dim} dimensions")
-    with plt.rc_context(_STYLE):
-        figure, ax = plt.subplots(figsize=(6, 4.8), dpi=80)
+    with matplotlib.rc_context(_STYLE):
+        figure = new_figure((6, 4.8), dpi=80)
+        ax = figure.subplots()
         plot_landscape(result.landscape, ax, resolution=160, fast=True)
         ax.plot(*result.start[:2], "o", color="black", markersize=7, zorder=7)
         artists = []
@@ -219,7 +287,6 @@ def animate_race(result: RaceResult, path: str | os.PathLike, frames: int = 50, 
             rgba = np.asarray(figure.canvas.buffer_rgba())
             frame = Image.fromarray(rgba[..., :3].copy())
             images.append(frame.quantize(256, Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE))
-        plt.close(figure)
     duration = int(1000 / fps)
     durations = [duration] * (len(images) - 1) + [duration * 12]  # linger on the final frame
     return atomic_write(Path(path), lambda tmp: images[0].save(
@@ -228,13 +295,13 @@ def animate_race(result: RaceResult, path: str | os.PathLike, frames: int = 50, 
 
 def render_equation(latex: str, path: str | os.PathLike | None = None, fontsize: int = 15) -> str:
     """Render a mathtext equation (``$...$``) to an SVG string, and to ``path`` if given."""
-    import io
-
-    figure = plt.figure(figsize=(0.01, 0.01))
+    if not isinstance(latex, str) or not latex:
+        raise ValueError(f"latex must be a non-empty string such as '$x^2$', got {latex!r}")
+    check_positive("fontsize", fontsize)
+    figure = new_figure((0.01, 0.01))
     figure.text(0, 0, latex, fontsize=fontsize, color="#1b2a3a")
     buffer = io.StringIO()
     figure.savefig(buffer, format="svg", bbox_inches="tight", pad_inches=0.04, transparent=True)
-    plt.close(figure)
     svg = buffer.getvalue()
     svg = svg[svg.index("<svg"):]
     if path is not None:

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .validation import check_bool, check_int, check_number
+
 __all__ = ["decorrelate", "Decorrelation"]
 
 
@@ -85,14 +87,10 @@ def decorrelate(
     n, d = X.shape
     if n < 2:
         raise ValueError(f"X needs at least 2 samples to estimate a covariance, got {n}")
-    if not isinstance(whiten, bool):
-        raise ValueError(f"whiten must be True or False, got {whiten!r}")
-    limit = min(n - 1, d)
-    k = limit if n_components is None else n_components
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= limit:
-        raise ValueError(
-            f"n_components must be an integer in [1, {limit}] (min(n − 1, d)), got {n_components!r}"
-        )
+    check_bool("whiten", whiten)
+    limit = min(n - 1, d)  # the centred data has rank ≤ min(n − 1, d)
+    k = limit if n_components is None else check_int("n_components", n_components, low=1, high=limit)
+    check_number("rtol", rtol, low=0.0, high=1.0)
     mean = X.mean(0)
     _, s, vh = torch.linalg.svd(X - mean, full_matrices=False)
     variances = s[:k] ** 2 / (n - 1)

@@ -33,11 +33,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from numbers import Integral, Real
+from numbers import Integral
 from typing import Any
 
 import torch
 from torch.optim.lr_scheduler import LRScheduler
+
+from .validation import check_bool, check_callable, check_choice, check_int, check_number
 
 __all__ = [
     "Schedule",
@@ -63,33 +65,9 @@ __all__ = [
 
 
 # -- argument checks --------------------------------------------------------------------
-def _number(
-    name: str,
-    value: Any,
-    *,
-    low: float = -math.inf,
-    low_open: bool = False,
-    high: float = math.inf,
-    high_open: bool = False,
-) -> float:
-    lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
-    allowed = f"{lo}{low:g}, {high:g}{hi}"
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number in {allowed}, got {value!r}")
-    if value < low or value > high or (low_open and value == low) or (high_open and value == high):
-        raise ValueError(f"{name} must be in {allowed}, got {value!r}")
-    return float(value)
-
-
-def _integer(name: str, value: Any, *, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
-
-
 def _rates(eta_min: float, eta_max: float) -> None:
-    _number("eta_max", eta_max, low=0.0)
-    _number("eta_min", eta_min, low=0.0)
+    check_number("eta_max", eta_max, low=0.0)
+    check_number("eta_min", eta_min, low=0.0)
     if eta_min > eta_max:
         raise ValueError(f"eta_min must be <= eta_max, got eta_min={eta_min!r} > eta_max={eta_max!r}")
 
@@ -117,7 +95,7 @@ class Schedule:
 
     def values(self, steps: int) -> list[float]:
         """``[schedule(0), ..., schedule(steps − 1)]`` (e.g. to plot it)."""
-        return [self(t) for t in range(_integer("steps", steps, low=0))]
+        return [self(t) for t in range(check_int("steps", steps, low=0))]
 
     def __mul__(self, factor: float) -> Scaled:
         return Scaled(schedule=self, factor=factor)
@@ -135,7 +113,7 @@ class Constant(Schedule):
     eta_max: float
 
     def __post_init__(self) -> None:
-        _number("eta_max", self.eta_max, low=0.0)
+        check_number("eta_max", self.eta_max, low=0.0)
 
     def __call__(self, t: int) -> float:
         _step(t)
@@ -151,9 +129,9 @@ class StepDecay(Schedule):
     gamma: float = 0.1
 
     def __post_init__(self) -> None:
-        _number("eta_max", self.eta_max, low=0.0)
-        _integer("step_size", self.step_size, low=1)
-        _number("gamma", self.gamma, low=0.0, high=1.0, low_open=True)
+        check_number("eta_max", self.eta_max, low=0.0)
+        check_int("step_size", self.step_size, low=1)
+        check_number("gamma", self.gamma, low=0.0, high=1.0, low_open=True)
 
     def __call__(self, t: int) -> float:
         return self.eta_max * self.gamma ** (_step(t) // self.step_size)
@@ -172,16 +150,16 @@ class ExponentialDecay(Schedule):
     decay_rate: float | None = None
 
     def __post_init__(self) -> None:
-        _number("eta_max", self.eta_max, low=0.0)
+        check_number("eta_max", self.eta_max, low=0.0)
         if (self.gamma is None) == (self.decay_rate is None):
             raise ValueError(
                 f"give exactly one of gamma (η·γ^t) and decay_rate (η·e^(−λt)), "
                 f"got gamma={self.gamma!r}, decay_rate={self.decay_rate!r}"
             )
         if self.gamma is not None:
-            _number("gamma", self.gamma, low=0.0, high=1.0, low_open=True)
+            check_number("gamma", self.gamma, low=0.0, high=1.0, low_open=True)
         else:
-            _number("decay_rate", self.decay_rate, low=0.0)
+            check_number("decay_rate", self.decay_rate, low=0.0)
 
     def __call__(self, t: int) -> float:
         t = _step(t)
@@ -201,8 +179,8 @@ class PolynomialDecay(Schedule):
 
     def __post_init__(self) -> None:
         _rates(self.eta_min, self.eta_max)
-        _integer("T_max", self.T_max, low=1)
-        _number("power", self.power, low=0.0, low_open=True)
+        check_int("T_max", self.T_max, low=1)
+        check_number("power", self.power, low=0.0, low_open=True)
 
     def __call__(self, t: int) -> float:
         left = 1 - min(_step(t), self.T_max) / self.T_max
@@ -223,7 +201,7 @@ class LinearWarmup(Schedule):
 
     def __post_init__(self) -> None:
         _rates(self.eta_min, self.eta_max)
-        _integer("warmup_steps", self.warmup_steps, low=0)
+        check_int("warmup_steps", self.warmup_steps, low=0)
 
     def __call__(self, t: int) -> float:
         t = _step(t)
@@ -247,7 +225,7 @@ class CosineAnnealing(Schedule):
 
     def __post_init__(self) -> None:
         _rates(self.eta_min, self.eta_max)
-        _integer("T_max", self.T_max, low=1)
+        check_int("T_max", self.T_max, low=1)
 
     def __call__(self, t: int) -> float:
         return _cosine(self.eta_min, self.eta_max, min(_step(t), self.T_max) / self.T_max)
@@ -274,10 +252,10 @@ class CosineWarmRestarts(Schedule):
     peak_decay: float = 1.0
 
     def __post_init__(self) -> None:
-        _integer("T_0", self.T_0, low=1)
-        _number("T_mult", self.T_mult, low=1.0)
+        check_int("T_0", self.T_0, low=1)
+        check_number("T_mult", self.T_mult, low=1.0)
         _rates(self.eta_min, self.eta_max)
-        _number("peak_decay", self.peak_decay, low=0.0, high=1.0, low_open=True)
+        check_number("peak_decay", self.peak_decay, low=0.0, high=1.0, low_open=True)
 
     def position(self, t: int) -> tuple[int, float, float]:
         """``(i, T_cur, T_i)``: index of the current period, steps into it, its length."""
@@ -322,12 +300,11 @@ class Cyclic(Schedule):
 
     def __post_init__(self) -> None:
         _rates(self.eta_min, self.eta_max)
-        _integer("step_size_up", self.step_size_up, low=1)
+        check_int("step_size_up", self.step_size_up, low=1)
         if self.step_size_down is not None:
-            _integer("step_size_down", self.step_size_down, low=1)
-        if self.mode not in _CYCLIC_MODES:
-            raise ValueError(f"mode must be one of {_CYCLIC_MODES}, got {self.mode!r}")
-        _number("gamma", self.gamma, low=0.0, high=1.0, low_open=True)
+            check_int("step_size_down", self.step_size_down, low=1)
+        check_choice("mode", self.mode, _CYCLIC_MODES)
+        check_number("gamma", self.gamma, low=0.0, high=1.0, low_open=True)
 
     def __call__(self, t: int) -> float:
         t = _step(t)
@@ -366,15 +343,13 @@ class OneCycle(Schedule):
     three_phase: bool = False
 
     def __post_init__(self) -> None:
-        _number("eta_max", self.eta_max, low=0.0)
-        _integer("T_max", self.T_max, low=2)
-        _number("pct_start", self.pct_start, low=0.0, high=1.0, low_open=True, high_open=True)
-        if self.anneal_strategy not in ("cos", "linear"):
-            raise ValueError(f"anneal_strategy must be 'cos' or 'linear', got {self.anneal_strategy!r}")
-        _number("div_factor", self.div_factor, low=1.0)
-        _number("final_div_factor", self.final_div_factor, low=1.0)
-        if not isinstance(self.three_phase, bool):
-            raise ValueError(f"three_phase must be True or False, got {self.three_phase!r}")
+        check_number("eta_max", self.eta_max, low=0.0)
+        check_int("T_max", self.T_max, low=2)
+        check_number("pct_start", self.pct_start, low=0.0, high=1.0, low_open=True, high_open=True)
+        check_choice("anneal_strategy", self.anneal_strategy, ("cos", "linear"))
+        check_number("div_factor", self.div_factor, low=1.0)
+        check_number("final_div_factor", self.final_div_factor, low=1.0)
+        check_bool("three_phase", self.three_phase)
 
     def _phases(self) -> list[tuple[float, float, float]]:
         """``(end_step, start_lr, end_lr)`` of each phase, as torch computes them."""
@@ -422,8 +397,8 @@ class WarmupCosine(Schedule):
 
     def __post_init__(self) -> None:
         _rates(self.eta_min, self.eta_max)
-        _integer("warmup_steps", self.warmup_steps, low=0)
-        _integer("T_max", self.T_max, low=self.warmup_steps + 1)
+        check_int("warmup_steps", self.warmup_steps, low=0)
+        check_int("T_max", self.T_max, low=self.warmup_steps + 1)
         joined = join(
             [
                 LinearWarmup(eta_max=self.eta_max, warmup_steps=self.warmup_steps, eta_min=self.eta_min),
@@ -453,8 +428,8 @@ class InverseSqrt(Schedule):
     warmup_steps: int = 0
 
     def __post_init__(self) -> None:
-        _number("eta_max", self.eta_max, low=0.0)
-        _integer("warmup_steps", self.warmup_steps, low=0)
+        check_number("eta_max", self.eta_max, low=0.0)
+        check_int("warmup_steps", self.warmup_steps, low=0)
 
     def __call__(self, t: int) -> float:
         t = _step(t)
@@ -474,15 +449,16 @@ class Join(Schedule):
     boundaries: tuple[int, ...]
 
     def __post_init__(self) -> None:
+        for i, schedule in enumerate(self.schedules):
+            check_callable(f"schedules[{i}]", schedule, "schedule(t) -> float")
         if len(self.schedules) != len(self.boundaries) + 1:
             raise ValueError(
                 f"join needs one boundary fewer than schedules, got {len(self.schedules)} schedules "
                 f"and {len(self.boundaries)} boundaries"
             )
         previous = 0
-        for b in self.boundaries:
-            _integer("boundaries[i]", b, low=previous)
-            previous = b
+        for i, b in enumerate(self.boundaries):
+            previous = check_int(f"boundaries[{i}]", b, low=previous)
 
     def __call__(self, t: int) -> float:
         t = _step(t)
@@ -496,6 +472,9 @@ class Join(Schedule):
 
 def join(schedules: Sequence[Callable[[int], float]], boundaries: Sequence[int]) -> Join:
     """Concatenate ``schedules`` at the step ``boundaries`` (see :class:`Join`)."""
+    for name, value in (("schedules", schedules), ("boundaries", boundaries)):
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{name} must be a list or tuple, got {type(value).__name__} {value!r}")
     return Join(schedules=tuple(schedules), boundaries=tuple(boundaries))
 
 
@@ -507,7 +486,8 @@ class Scaled(Schedule):
     factor: float
 
     def __post_init__(self) -> None:
-        _number("factor", self.factor, low=0.0)
+        check_callable("schedule", self.schedule, "schedule(t) -> float")
+        check_number("factor", self.factor, low=0.0)
 
     def __call__(self, t: int) -> float:
         return self.factor * float(self.schedule(t))
@@ -516,6 +496,9 @@ class Scaled(Schedule):
 def with_warmup(schedule: Callable[[int], float], warmup_steps: int, eta_start: float = 0.0) -> Join:
     """A linear warm-up from ``eta_start`` to ``schedule(0)`` over ``warmup_steps`` steps,
     then ``schedule`` (shifted to start at ``t = warmup_steps``)."""
+    check_callable("schedule", schedule, "schedule(t) -> float")
+    check_int("warmup_steps", warmup_steps, low=0)
+    check_number("eta_start", eta_start, low=0.0)
     warmup = LinearWarmup(eta_max=float(schedule(0)), warmup_steps=warmup_steps, eta_min=eta_start)
     return join([warmup, schedule], boundaries=[warmup_steps])
 
@@ -551,19 +534,17 @@ class ReduceOnPlateau:
         eps: float = 1e-8,
     ) -> None:
         _rates(eta_min, eta_max)
-        if mode not in ("min", "max"):
-            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
-        if threshold_mode not in ("rel", "abs"):
-            raise ValueError(f"threshold_mode must be 'rel' or 'abs', got {threshold_mode!r}")
+        check_choice("mode", mode, ("min", "max"))
+        check_choice("threshold_mode", threshold_mode, ("rel", "abs"))
         self.eta_max = float(eta_max)
         self.mode = mode
-        self.factor = _number("factor", factor, low=0.0, high=1.0, high_open=True)
-        self.patience = _integer("patience", patience, low=0)
-        self.threshold = _number("threshold", threshold, low=0.0)
+        self.factor = check_number("factor", factor, low=0.0, high=1.0, high_open=True)
+        self.patience = check_int("patience", patience, low=0)
+        self.threshold = check_number("threshold", threshold, low=0.0)
         self.threshold_mode = threshold_mode
-        self.cooldown = _integer("cooldown", cooldown, low=0)
+        self.cooldown = check_int("cooldown", cooldown, low=0)
         self.eta_min = float(eta_min)
-        self.eps = _number("eps", eps, low=0.0)
+        self.eps = check_number("eps", eps, low=0.0)
         self.lr = self.eta_max
         self.best = math.inf if mode == "min" else -math.inf
         self.num_bad_epochs = 0
@@ -645,6 +626,8 @@ class ScheduleLR(LRScheduler):
         schedule: Callable[[int], float] | Sequence[Callable[[int], float]],
         last_epoch: int = -1,
     ) -> None:
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise ValueError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
         groups = len(optimizer.param_groups)
         schedules = list(schedule) if isinstance(schedule, (list, tuple)) else [schedule] * groups
         if len(schedules) != groups:
@@ -652,8 +635,8 @@ class ScheduleLR(LRScheduler):
                 f"schedule: expected one schedule or {groups} (one per param group), got {len(schedules)}"
             )
         for s in schedules:
-            if not callable(s):
-                raise TypeError(f"schedule must be callable as schedule(t) -> float, got {type(s).__name__}")
+            check_callable("schedule", s, "schedule(t) -> float")
+        check_int("last_epoch", last_epoch, low=-1)
         self.schedules = schedules
         super().__init__(optimizer, last_epoch)
 
