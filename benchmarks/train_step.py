@@ -55,7 +55,9 @@ class CharLSTM(nn.Module):
 class TinyTransformer(nn.Module):
     """A GPT-style encoder stack: token + position embeddings, 8 pre-norm blocks, a head."""
 
-    def __init__(self, vocab: int = 4096, d: int = 288, layers: int = 8, heads: int = 4, seq: int = 16) -> None:
+    def __init__(
+        self, vocab: int = 4096, d: int = 288, layers: int = 8, heads: int = 4, seq: int = 16
+    ) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab, d)
         self.position = nn.Parameter(torch.zeros(seq, d))
@@ -80,29 +82,35 @@ def _classes(logits, y):
     return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
 
 
+def _mlp(*widths: int) -> nn.Module:
+    layers: list[nn.Module] = []
+    for fan_in, fan_out in zip(widths, widths[1:]):
+        layers += [nn.Linear(fan_in, fan_out), nn.ReLU()]
+    return nn.Sequential(*layers[:-1])
+
+
+def _cnn() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(16, 32, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(512, 128), nn.ReLU(), nn.Linear(128, 10),
+    )
+
+
+def _features(*shape: int):
+    return lambda g: (torch.randn(*shape, generator=g), torch.randint(0, 10, (shape[0],), generator=g))
+
+
+def _tokens(vocab: int, batch: int, seq: int):
+    return lambda g: (torch.randint(0, vocab, (batch, seq), generator=g),
+                      torch.randint(0, vocab, (batch, seq), generator=g))
+
+
 WORKLOADS = {
-    "mlp": Workload(
-        "digits MLP 64-256-256-10",
-        lambda: nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10)),
-        lambda g: (torch.randn(64, 64, generator=g), torch.randint(0, 10, (64,), generator=g)), _classes),
-    "mlp1m": Workload(
-        "MLP 64-1024-1024-10",
-        lambda: nn.Sequential(nn.Linear(64, 1024), nn.ReLU(), nn.Linear(1024, 1024), nn.ReLU(),
-                              nn.Linear(1024, 10)),
-        lambda g: (torch.randn(64, 64, generator=g), torch.randint(0, 10, (64,), generator=g)), _classes),
-    "cnn": Workload(
-        "CNN (2 conv, 2 linear) on 28x28",
-        lambda: nn.Sequential(nn.Conv2d(1, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(16, 32, 5), nn.ReLU(),
-                              nn.MaxPool2d(2), nn.Flatten(), nn.Linear(512, 128), nn.ReLU(), nn.Linear(128, 10)),
-        lambda g: (torch.randn(64, 1, 28, 28, generator=g), torch.randint(0, 10, (64,), generator=g)), _classes),
-    "lstm": Workload(
-        "char-LSTM (2 x 256)", CharLSTM,
-        lambda g: (torch.randint(0, 96, (64, 32), generator=g), torch.randint(0, 96, (64, 32), generator=g)),
-        _classes),
-    "transformer": Workload(
-        "Transformer 8 x 288", TinyTransformer,
-        lambda g: (torch.randint(0, 4096, (8, 16), generator=g), torch.randint(0, 4096, (8, 16), generator=g)),
-        _classes),
+    "mlp": Workload("digits MLP 64-256-256-10", lambda: _mlp(64, 256, 256, 10), _features(64, 64), _classes),
+    "mlp1m": Workload("MLP 64-1024-1024-10", lambda: _mlp(64, 1024, 1024, 10), _features(64, 64), _classes),
+    "cnn": Workload("CNN (2 conv, 2 linear) on 28x28", _cnn, _features(64, 1, 28, 28), _classes),
+    "lstm": Workload("char-LSTM (2 x 256)", CharLSTM, _tokens(96, 64, 32), _classes),
+    "transformer": Workload("Transformer 8 x 288", TinyTransformer, _tokens(4096, 8, 16), _classes),
 }
 
 # -- optimizers ---------------------------------------------------------------------------------
@@ -256,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--models", default=",".join(WORKLOADS))
     parser.add_argument("--optimizers", default=",".join(a.name for a in ALGOS))
-    parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats (median and IQR over them)")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats (median, IQR over them)")
     parser.add_argument("--steps", type=int, default=6, help="timed steps per repeat (median)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-first-step", action="store_true", help="skip the cold/warm first-step runs")
