@@ -104,17 +104,19 @@ def run_side_by_side(
     groups=None,
     dtype=torch.float64,
     seed: int = 0,
+    only_descentlab: dict | None = None,
 ):
-    """Train a torch model, giving both optimizers its gradients; return both models and optimizers."""
+    """Train a torch model, giving both optimizers its gradients; return both models and optimizers.
+    ``only_descentlab``: further arguments for descentlab's optimizer (e.g. ``fast=False``)."""
     model_t = make_mlp(seed, dtype)
     model_d = twin(model_t)
     x, y = make_data(dtype=dtype)
     if groups is None:
         opt_t = getattr(torch.optim, name)(model_t.parameters(), **kwargs)
-        opt_d = getattr(dl, name)(model_d.parameters(), **kwargs)
+        opt_d = getattr(dl, name)(model_d.parameters(), **kwargs, **(only_descentlab or {}))
     else:
         opt_t = getattr(torch.optim, name)(groups(model_t), **kwargs)
-        opt_d = getattr(dl, name)(groups(model_d), **kwargs)
+        opt_d = getattr(dl, name)(groups(model_d), **kwargs, **(only_descentlab or {}))
     sign = -1.0 if _maximizing(kwargs) else 1.0
     for k in range(steps):
         xb, yb = batch(k, x, y)
@@ -138,6 +140,25 @@ def test_matches_torch_float64(config):
     assert any(
         not torch.equal(p, q) for p, q in zip(model_t.parameters(), make_mlp(0).parameters())
     )
+
+
+@pytest.mark.parametrize("executor", ["runner", "chunks"])
+@pytest.mark.parametrize("config", CONFIGS, ids=_config_id)
+def test_every_eager_executor_matches_torch_float64(config, executor, monkeypatch):
+    """The chain runner itself (``fast=False``: no fused kernel, no compilation), on the whole
+    bucket at once and in chunks of 7 elements (chunk boundaries inside and across tensors)."""
+    from descentlab.optim import executors
+
+    name, kwargs = config
+    if executor == "chunks":
+        monkeypatch.setattr(executors, "CHUNK_ELEMENTS", 7)
+    model_t, model_d, opt_t, opt_d = run_side_by_side(name, kwargs, only_descentlab={"fast": False})
+    assert opt_d.describe_execution()[0]["path"] == "eager"
+    assert_params_close(model_d, model_t, what=f"{_config_id(config)} {executor}")
+    for p_t, p_d in zip(model_t.parameters(), model_d.parameters()):
+        for key, value in opt_t.state[p_t].items():
+            if isinstance(value, torch.Tensor) and value.dim() == 0:  # scalars updated once per step
+                assert math.isclose(float(opt_d.state[p_d][key]), float(value), rel_tol=1e-12), key
 
 
 def _two_groups(name: str):

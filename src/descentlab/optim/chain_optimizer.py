@@ -35,9 +35,10 @@ from torch import Tensor
 
 from ..transforms.base import Transform, _same_default
 from ..validation import NonFiniteError, NonFinitePolicy, check_choice, check_nonfinite_policy
+from . import executors
 from . import fast as fastpath
 from . import fused as fusedpath
-from .executors import Unit, flat_unit, parameter_units, run_units
+from .executors import Unit, chunk_units, flat_unit, parameter_units, run_units
 from .layout import BucketLayout
 
 __all__ = ["ChainOptimizer", "from_chain", "NonFiniteError", "constructor_arguments"]
@@ -230,7 +231,8 @@ class ChainOptimizer(torch.optim.Optimizer):
         compiled: list[tuple[dict, BucketLayout]] = []
         fused: list[tuple[dict, BucketLayout]] = []
         units: list[Unit] = []
-        flat_allowed = self.transform.elementwise
+        elementwise = self.transform.elementwise
+        global_statistic = any(leaf.has_statistic for leaf in self.transform.leaves)
         for gi, (group, layouts) in enumerate(zip(self.param_groups, self._current_layouts())):
             for layout in layouts:
                 if layout.owns_storage and not layout.storage_intact():
@@ -239,13 +241,18 @@ class ChainOptimizer(torch.optim.Optimizer):
                 if not present:
                     continue
                 self._refuse_sparse(group, gi, layout, present)
-                complete = len(present) == len(layout.params)
-                if complete and layout.step is not None and layout.owns_storage:
+                uniform = len(present) == len(layout.params) and layout.step is not None
+                small = sum(layout.numels) <= executors.CHUNK_ELEMENTS
+                if uniform and layout.owns_storage:
                     compiled.append((group, layout))
-                elif complete and layout.step is not None and self._fusable(layout, group):
+                elif uniform and self._fusable(layout, group):
                     fused.append((group, layout))
-                elif complete and layout.step is not None and layout.contiguous and flat_allowed:
+                elif not (layout.contiguous and elementwise):
+                    units.extend(parameter_units(layout, group, present, self.state))
+                elif uniform and (small or global_statistic):
                     units.append(flat_unit(layout, group))
+                elif not global_statistic:
+                    units.extend(chunk_units(layout, group, present))
                 else:
                     units.extend(parameter_units(layout, group, present, self.state))
         return compiled, fused, units

@@ -116,7 +116,6 @@ def graph_hyperparameters(group: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in group.items() if k not in ("params", "param_names")}
 
 
-@torch.no_grad()
 def run_compiled(rule: Transform, layout: BucketLayout, group: Mapping[str, Any]) -> None:
     """One compiled step of a bucket that owns its storage (every gradient present, one step count)."""
     k = layout.step + 1

@@ -187,7 +187,6 @@ class BucketLayout:
             return self.params[0].detach().view(-1)
         return torch.cat([p.detach().reshape(-1) for p in self.params])
 
-    @torch.no_grad()
     def subtract_flat(self, s: Tensor, factor: Any = 1.0) -> None:
         """``w ← w − factor·s`` for a flat step ``s`` over the whole bucket."""
         if self.owns_storage:
