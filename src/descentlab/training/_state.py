@@ -106,3 +106,9 @@ class OptimizerSnapshot:
 
     def restore(self, optimizer: torch.optim.Optimizer) -> None:
         optimizer.load_state_dict(clone_state(self.state))
+        # some optimizers' load_state_dict adds group keys (torch's __setstate__ defaults, e.g.
+        # "differentiable"); put every group back exactly as it was
+        for group, saved in zip(optimizer.param_groups, self.state["param_groups"]):
+            for key in [k for k in group if k != "params" and k not in saved]:
+                del group[key]
+            group.update({k: copy.deepcopy(v) for k, v in saved.items() if k != "params"})

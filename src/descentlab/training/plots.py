@@ -73,7 +73,9 @@ def plot_range_test(result: RangeTest, path=None, *, title: str | None = None) -
     else:
         ax.plot(lrs, first.smoothed, color=BLUE, lw=1.6, label=f"smoothed (β = {result.smooth:g})")
     finite = np.asarray([v for v in first.smoothed if np.isfinite(v)])
-    low, high = float(finite.min()), float(np.asarray(first.smoothed)[: max(2, len(finite) // 10)].max())
+    raw = np.asarray(first.losses[: int(np.argmin(finite)) + 1])
+    low = min(float(finite.min()), float(raw[np.isfinite(raw)].min()))
+    high = float(np.asarray(first.smoothed)[: max(2, len(finite) // 10)].max())
     for rule in RULES:
         lr = result.suggest(rule)
         y = float(np.interp(np.log10(lr), np.log10(lrs[: len(finite)]), finite))
@@ -129,6 +131,7 @@ def plot_tbptt(ks: Sequence[int], memory: Sequence[float], errors: Sequence[floa
     ax1.plot(ks, memory, marker="o", color=BLUE, label="measured (saved tensors)")
     ax1.plot(ks, [k / sequence_length for k in ks], color=GREY, ls="--", label="k / T")
     ax1.set_xscale("log", base=2)
+    ax1.set_yscale("log")
     ax1.set_xlabel("truncation length k")
     ax1.set_ylabel("peak memory saved for backward / full BPTT")
     ax1.grid(alpha=0.3, which="both")
@@ -144,16 +147,20 @@ def plot_tbptt(ks: Sequence[int], memory: Sequence[float], errors: Sequence[floa
     return _finish(fig, path)
 
 
-def plot_batch_balance(counts: Mapping[str, np.ndarray], path=None, *, title: str | None = None) -> Figure:
-    """Per-class counts in every batch, one panel per sampler: ``counts[name]`` is ``[batches, classes]``."""
+def plot_batch_balance(counts: Mapping[str, np.ndarray], path=None, *, shown: int | None = None,
+                       title: str | None = None) -> Figure:
+    """Per-class counts in every batch, one panel per sampler: ``counts[name]`` is ``[batches, classes]``.
+    The panels show the first ``shown`` batches on one colour scale; the share of batches missing a
+    class in each title is over all of them."""
     fig = new_figure(4.2 * len(counts), 3.6)
+    vmax = max(1, max(int(np.asarray(t).max()) for t in counts.values()))
     for i, (name, table) in enumerate(counts.items()):
         ax = fig.add_subplot(1, len(counts), i + 1)
         table = np.asarray(table)
-        image = ax.imshow(table.T, aspect="auto", cmap="viridis", interpolation="nearest",
-                          vmin=0, vmax=max(1, int(table.max())))
+        image = ax.imshow(table[:shown].T, aspect="auto", cmap="viridis", interpolation="nearest",
+                          vmin=0, vmax=vmax)
         missing = float((table == 0).any(axis=1).mean())
-        ax.set_title(f"{name}\n{100 * missing:.0f} % of batches miss a class", fontsize=9)
+        ax.set_title(f"{name}\n{100 * missing:.0f} % of {len(table)} batches miss a class", fontsize=9)
         ax.set_xlabel("batch")
         ax.set_ylabel("class")
         fig.colorbar(image, ax=ax, label="examples in the batch")
