@@ -58,7 +58,9 @@ def train_loss(x, y, sizes, loss_fn, make_opt, lr, seed):
 
 def grid_best(x, y, sizes, loss_fn, make_opt, low=-5.0, high=1.0):
     grid = [10 ** (low + 0.25 * i) for i in range(int((high - low) / 0.25) + 1)]
-    means = [sum(train_loss(x, y, sizes, loss_fn, make_opt, lr, s) for s in SEEDS) / len(SEEDS) for lr in grid]
+    means = [
+        sum(train_loss(x, y, sizes, loss_fn, make_opt, lr, s) for s in SEEDS) / len(SEEDS) for lr in grid
+    ]
     best = min(range(len(grid)), key=lambda i: means[i])
     return grid[best], dict(zip(grid, means))
 

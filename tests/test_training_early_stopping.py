@@ -45,8 +45,9 @@ def _train(model, opt, data, stopper, epochs):
 def test_it_stops_on_noisy_labels_and_restores_the_best_weights_exactly(noisy_digits):
     model = mlp([64, 256, 256, 10], seed=0)
     stopper = EarlyStopping(patience=10)
-    train_losses, val_losses = _train(model, torch.optim.Adam(model.parameters(), lr=1e-3), noisy_digits,
-                                      stopper, epochs=200)
+    train_losses, val_losses = _train(
+        model, torch.optim.Adam(model.parameters(), lr=1e-3), noisy_digits, stopper, epochs=200
+    )
     assert stopper.stopped and stopper.stop_reason == "patience"
     assert stopper.stopped_step == len(val_losses) - 1 < 199
     assert stopper.stopped_step - stopper.best_step == stopper.patience + 1
@@ -60,8 +61,13 @@ def test_it_stops_on_noisy_labels_and_restores_the_best_weights_exactly(noisy_di
 def test_an_l2_logistic_regression_control_runs_all_epochs(noisy_digits):
     model = nn.Linear(64, 10)
     stopper = EarlyStopping(patience=10)
-    _, val_losses = _train(model, torch.optim.SGD(model.parameters(), lr=0.1, weight_decay=1e-2), noisy_digits,
-                           stopper, epochs=60)
+    _, val_losses = _train(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1, weight_decay=1e-2),
+        noisy_digits,
+        stopper,
+        epochs=60,
+    )
     assert not stopper.stopped and len(val_losses) == 60
     assert stopper.best_step == 59
 
@@ -81,7 +87,9 @@ def _hand_written_stop_epoch(values, patience, min_delta=0.0):
 @pytest.mark.parametrize("patience, min_delta", [(0, 0.0), (2, 0.0), (3, 0.05), (10, 0.0)])
 def test_the_same_stop_epoch_as_a_hand_written_loop(patience, min_delta):
     g = torch.Generator().manual_seed(0)
-    values = (torch.linspace(2, 0, 30) ** 2 + 0.3 * torch.rand(30, generator=g) + torch.linspace(0, 1, 30)).tolist()
+    values = (
+        torch.linspace(2, 0, 30) ** 2 + 0.3 * torch.rand(30, generator=g) + torch.linspace(0, 1, 30)
+    ).tolist()
     stopper = EarlyStopping(patience=patience, min_delta=min_delta, restore_best=False)
     stopped_at = next((i for i, v in enumerate(values) if stopper.step(v)), None)
     assert stopped_at == _hand_written_stop_epoch(values, patience, min_delta)

@@ -1,4 +1,4 @@
-"""Gradient noise: per-example gradients, tr Σ / B · (N − B)/(N − 1) against Monte Carlo, the critical batch."""
+"""Gradient noise: per-example gradients, tr Σ / B · (N − B)/(N − 1) by Monte Carlo, the critical batch."""
 
 from __future__ import annotations
 
@@ -28,7 +28,9 @@ def test_monte_carlo_batch_variance_matches_the_formula_within_10_percent(traine
     model, x, y = trained
     noise = gradient_noise(model, CE, x, y)
     sizes = [4, 8, 16, 32, 64, 128, 256]
-    measured = batch_gradient_variance(model, CE, x, y, sizes, draws=300, generator=torch.Generator().manual_seed(0))
+    measured = batch_gradient_variance(
+        model, CE, x, y, sizes, draws=300, generator=torch.Generator().manual_seed(0)
+    )
     for b in sizes:
         assert measured[b] == pytest.approx(noise.batch_variance(b), rel=0.10), b
     # the finite-population factor matters at B = N/2: without it the prediction is 2x off
@@ -40,13 +42,14 @@ def test_per_example_gradients_equal_single_example_backward(trained):
     rows = per_example_gradients(model, CE, x[:5], y[:5])
     for i in range(5):
         model.zero_grad()
-        CE(model(x[i:i + 1]), y[i:i + 1]).backward()
+        CE(model(x[i : i + 1]), y[i : i + 1]).backward()
         expected = torch.cat([p.grad.reshape(-1) for p in model.parameters()])
         torch.testing.assert_close(rows[i], expected, rtol=1e-5, atol=1e-7)
     model.zero_grad()
     CE(model(x[:5]), y[:5]).backward()  # the batch gradient is their mean
-    torch.testing.assert_close(rows.mean(0), torch.cat([p.grad.reshape(-1) for p in model.parameters()]),
-                               rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(
+        rows.mean(0), torch.cat([p.grad.reshape(-1) for p in model.parameters()]), rtol=1e-5, atol=1e-7
+    )
     torch.testing.assert_close(per_example_gradients(model, CE, x[:5], y[:5], chunk_size=2), rows)
 
 

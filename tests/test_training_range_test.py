@@ -59,8 +59,9 @@ def test_the_default_suggestion_is_within_3x_of_the_grid_best_rate_on_digits(dat
     suggestions = []
     for seed in seeds:
         model = mlp([64, 64, 10], seed=seed)
-        result = lr_range_test(model, make_opt(model.parameters(), 1e-3), CE,
-                               batches(x, y, 64, seed=seed, epochs=10))
+        result = lr_range_test(
+            model, make_opt(model.parameters(), 1e-3), CE, batches(x, y, 64, seed=seed, epochs=10)
+        )
         suggestions.append(result.suggest())
     suggested = math.exp(sum(map(math.log, suggestions)) / 3)
     assert 1 / 3 <= suggested / best <= 3, f"{DEFAULT_RULE}: suggested {suggested:.3g}, grid best {best:.3g}"
@@ -75,7 +76,7 @@ def _model_with_buffers(seed=0):
 def _warm(model, opt, x, y, steps=3):
     for i in range(steps):
         opt.zero_grad()
-        CE(model(x[i * 32:(i + 1) * 32]), y[i * 32:(i + 1) * 32]).backward()
+        CE(model(x[i * 32 : (i + 1) * 32]), y[i * 32 : (i + 1) * 32]).backward()
         opt.step()
 
 
@@ -86,7 +87,7 @@ def _everything(model, opt):
         "opt": copy.deepcopy(opt.state_dict()),  # state_dict() shares the live state tensors
         "groups": [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups],
         "torch_rng": torch.get_rng_state(),
-        "numpy_rng": np.random.get_state()[1].copy(),
+        "numpy_rng": np.random.get_state()[1].copy(),  # noqa: NPY002 - the legacy global RNG
         "python_rng": random.getstate(),
         "training": model.training,
     }
@@ -158,7 +159,7 @@ def test_a_training_run_after_the_test_equals_one_without_it(data, name):
         dropout = nn.Dropout(0.2)  # consumes the global RNG: the test must have restored it
         for i in range(5):
             opt.zero_grad()
-            CE(model(dropout(x[i * 32:(i + 1) * 32])), y[i * 32:(i + 1) * 32]).backward()
+            CE(model(dropout(x[i * 32 : (i + 1) * 32])), y[i * 32 : (i + 1) * 32]).backward()
             opt.step()
         return [p.detach().clone() for p in model.parameters()], opt.state_dict()
 
@@ -183,8 +184,16 @@ def test_restore_false_leaves_the_sweep_state(data):
 def test_the_schedule_and_the_debiased_smoothing_follow_the_formulas(data):
     x, y = data
     model = mlp([64, 64, 10], seed=0)
-    result = lr_range_test(model, torch.optim.SGD(model.parameters(), lr=0.1), CE, batches(x, y, 64, seed=0),
-                           start=1e-5, end=1e-2, steps=12, smooth=0.9)
+    result = lr_range_test(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        CE,
+        batches(x, y, 64, seed=0),
+        start=1e-5,
+        end=1e-2,
+        steps=12,
+        smooth=0.9,
+    )
     expected = [1e-5 * 1000 ** (i / 11) for i in range(12)]
     assert result.lrs == pytest.approx(expected, rel=1e-12)
     average = 0.0
@@ -192,16 +201,31 @@ def test_the_schedule_and_the_debiased_smoothing_follow_the_formulas(data):
         average = 0.9 * average + 0.1 * loss
         assert result.smoothed[i] == pytest.approx(average / (1 - 0.9 ** (i + 1)), rel=1e-12)
     assert result.runs[0].stopped_by == "end"
-    linear = lr_range_test(model, torch.optim.SGD(model.parameters(), lr=0.1), CE, batches(x, y, 64, seed=0),
-                           start=0.01, end=0.1, steps=4, mode="linear")
+    linear = lr_range_test(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        CE,
+        batches(x, y, 64, seed=0),
+        start=0.01,
+        end=0.1,
+        steps=4,
+        mode="linear",
+    )
     assert linear.lrs == pytest.approx([0.01, 0.04, 0.07, 0.1])
 
 
 def test_the_sweep_stops_at_divergence_and_at_a_non_finite_loss(data):
     x, y = data
     model = mlp([64, 64, 10], seed=0)
-    result = lr_range_test(model, torch.optim.SGD(model.parameters(), lr=0.1), CE, batches(x, y, 64, seed=0),
-                           start=1e-3, end=1e4, steps=60)
+    result = lr_range_test(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        CE,
+        batches(x, y, 64, seed=0),
+        start=1e-3,
+        end=1e4,
+        steps=60,
+    )
     run = result.runs[0]
     assert run.stopped_by in ("diverged", "nonfinite") and len(run.lrs) < 60
     if run.stopped_by == "diverged":
@@ -211,8 +235,9 @@ def test_the_sweep_stops_at_divergence_and_at_a_non_finite_loss(data):
         calls[0] += 1
         return CE(out, target) * (math.nan if calls[0] > 5 else 1.0)
 
-    result = lr_range_test(model, torch.optim.SGD(model.parameters(), lr=0.1), nan_after_5,
-                           batches(x, y, 64, seed=0), steps=20)
+    result = lr_range_test(
+        model, torch.optim.SGD(model.parameters(), lr=0.1), nan_after_5, batches(x, y, 64, seed=0), steps=20
+    )
     assert result.runs[0].stopped_by == "nonfinite" and len(result.lrs) == 6
 
 
@@ -220,9 +245,15 @@ def test_the_curvature_line_is_two_over_the_top_hessian_eigenvalue(data):
     x, y = data
     model = mlp([64, 8, 10], seed=0)
     probe = (x[:64], y[:64])
-    result = lr_range_test(model, torch.optim.SGD(model.parameters(), lr=0.1), CE, batches(x, y, 64, seed=0),
-                           steps=10, probe=probe)
-    from descentlab.curvature import hessian, flat_loss
+    result = lr_range_test(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        CE,
+        batches(x, y, 64, seed=0),
+        steps=10,
+        probe=probe,
+    )
+    from descentlab.curvature import flat_loss, hessian
 
     f, x0 = flat_loss(model, CE, *probe)
     top = float(torch.linalg.eigvalsh(hessian(f, x0)).max())
@@ -294,5 +325,7 @@ def test_bad_arguments_raise_before_any_work(kwargs, pattern):
 def test_bad_rule_names_the_allowed_rules():
     lrs, s = _curve()
     result = RangeTest([RangeRun(list(lrs), list(s), list(s), "end")], "exp", 0.98, 4.0)
-    with pytest.raises(ValueError, match=r"rule must be one of \('valley', 'minimum/10', 'steepest', 'combined'\)"):
+    with pytest.raises(
+        ValueError, match=r"rule must be one of \('valley', 'minimum/10', 'steepest', 'combined'\)"
+    ):
         result.suggest("best")

@@ -55,7 +55,7 @@ def test_no_example_of_a_class_repeats_before_its_pool_is_used_up():
     for c, seen in stream.items():
         pool = set(torch.nonzero(labels == c).flatten().tolist())
         for start in range(0, len(seen), counts[c]):
-            block = seen[start:start + counts[c]]
+            block = seen[start : start + counts[c]]
             assert len(set(block)) == len(block) and set(block) <= pool  # a permutation (or its start)
         assert set(seen) == pool  # every example at least once per pass
     # the minority class (10 examples, 2 per batch, 30 batches) went round 6 times, reshuffled each time
@@ -64,8 +64,11 @@ def test_no_example_of_a_class_repeats_before_its_pool_is_used_up():
 
 def test_c_must_divide_b():
     labels, _ = _imbalanced_labels()
-    with pytest.raises(ValueError, match=r"batch_size must be a multiple of the number of classes C = 10.*got "
-                                         r"batch_size=25"):
+    with pytest.raises(
+        ValueError,
+        match=r"batch_size must be a multiple of the number of classes C = 10.*got "
+        r"batch_size=25",
+    ):
         StratifiedBatchSampler(labels, 25)
     with pytest.raises(ValueError, match="per_class must add up to batch_size=20"):
         StratifiedBatchSampler(labels, 20, per_class=3)
@@ -75,8 +78,9 @@ def test_c_must_divide_b():
 
 def test_per_class_mapping_drop_last_and_a_dataloader():
     labels = torch.tensor([0] * 7 + [1] * 3)
-    sampler = StratifiedBatchSampler(labels, 3, per_class={0: 2, 1: 1}, drop_last=True,
-                                     generator=torch.Generator().manual_seed(0))
+    sampler = StratifiedBatchSampler(
+        labels, 3, per_class={0: 2, 1: 1}, drop_last=True, generator=torch.Generator().manual_seed(0)
+    )
     assert len(sampler) == 3  # max(⌊7/2⌋, ⌊3/1⌋)
     assert len(StratifiedBatchSampler(labels, 3, per_class={0: 2, 1: 1}, drop_last=False)) == 4  # ⌈7/2⌉
     data = TensorDataset(torch.arange(10.0), labels)
@@ -100,7 +104,9 @@ def test_class_weights_and_weighted_sampling_balances_only_on_average():
     w = class_weights(labels)
     n = len(labels)
     assert torch.allclose(w, torch.tensor([n / (10 * c) for c in counts]))
-    assert torch.allclose(torch.bincount(labels, weights=w[labels].double()), torch.full((10,), n / 10).double())
+    assert torch.allclose(
+        torch.bincount(labels, weights=w[labels].double()), torch.full((10,), n / 10).double()
+    )
     draws = WeightedRandomSampler(w[labels].double(), 20 * 200, generator=torch.Generator().manual_seed(0))
     batches = list(BatchSampler(draws, 20, drop_last=True))
     missing = sum(len(set(labels[b].tolist())) < 10 for b in batches) / len(batches)
@@ -112,7 +118,9 @@ def test_class_weights_and_weighted_sampling_balances_only_on_average():
 def test_constant_pacing_one_samples_uniformly_chi_square():
     n, b, steps = 50, 10, 2000
     difficulty = torch.randn(n, generator=torch.Generator().manual_seed(0))
-    sampler = CurriculumSampler(difficulty, Constant(1.0), b, steps, generator=torch.Generator().manual_seed(1))
+    sampler = CurriculumSampler(
+        difficulty, Constant(1.0), b, steps, generator=torch.Generator().manual_seed(1)
+    )
     counts = torch.bincount(torch.tensor([i for batch in sampler for i in batch]), minlength=n)
     assert counts.sum() == b * steps
     assert stats.chisquare(counts.numpy()).pvalue > 0.01
@@ -123,8 +131,17 @@ def test_constant_pacing_one_samples_uniformly_chi_square():
     assert set(torch.nonzero(counts).flatten().tolist()) == easiest
 
 
-@pytest.mark.parametrize("pacing", [Linear(0.2, 100), Root(0.2, 100), Quadratic(0.2, 100),
-                                    Step(0.2, 100, steps=2), Exponential(0.2, 1.5, 10), Competence(0.2, 100)])
+@pytest.mark.parametrize(
+    "pacing",
+    [
+        Linear(0.2, 100),
+        Root(0.2, 100),
+        Quadratic(0.2, 100),
+        Step(0.2, 100, steps=2),
+        Exponential(0.2, 1.5, 10),
+        Competence(0.2, 100),
+    ],
+)
 def test_every_batch_comes_from_the_easiest_fraction_the_pacing_allows(pacing):
     n, b = 200, 8
     difficulty = torch.rand(n, generator=torch.Generator().manual_seed(0))
@@ -138,13 +155,20 @@ def test_every_batch_comes_from_the_easiest_fraction_the_pacing_allows(pacing):
 
 
 def test_pacing_functions_against_hand_computed_values():
-    assert Linear(0.2, 100)(0) == 0.2 and Linear(0.2, 100)(50) == pytest.approx(0.6) and Linear(0.2, 100)(500) == 1
+    assert (
+        Linear(0.2, 100)(0) == 0.2
+        and Linear(0.2, 100)(50) == pytest.approx(0.6)
+        and Linear(0.2, 100)(500) == 1
+    )
     assert Root(0.2, 100)(25) == pytest.approx(0.2 + 0.8 * 0.5)
     assert Quadratic(0.2, 100)(50) == pytest.approx(0.2 + 0.8 * 0.25)
-    assert [Step(0.2, 100, steps=2)(t) for t in (0, 49, 50, 99, 100)] == pytest.approx([0.2, 0.2, 0.6, 0.6, 1.0])
+    assert [Step(0.2, 100, steps=2)(t) for t in (0, 49, 50, 99, 100)] == pytest.approx(
+        [0.2, 0.2, 0.6, 0.6, 1.0]
+    )
     assert Step(0.5, 10)(9) == 0.5 and Step(0.5, 10)(10) == 1.0  # Hacohen & Weinshall's single step
     assert [Exponential(0.1, 2.0, 10)(t) for t in (0, 9, 10, 25, 39, 40)] == pytest.approx(
-        [0.1, 0.1, 0.2, 0.4, 0.8, 1.0])
+        [0.1, 0.1, 0.2, 0.4, 0.8, 1.0]
+    )
     assert Constant(0.3)(12345) == 0.3
 
 

@@ -1,4 +1,4 @@
-"""Truncated BPTT: k = T is full BPTT, no recurrence makes every k exact, memory, gradient error, streaming."""
+"""Truncated BPTT: k = T is full BPTT, no recurrence makes every k exact; memory, gradient error, streams."""
 
 from __future__ import annotations
 
@@ -117,7 +117,7 @@ def test_a_descentlab_optimizer_and_a_streamed_sequence():
     for streamed in (False, True):
         rnn, head, x, y = _problem(1)
         opt = DlAdam(list(rnn.parameters()) + list(head.parameters()), lr=1e-2)
-        sequence = ((x[:, i:i + 32], y[:, i:i + 32]) for i in range(0, T, 32)) if streamed else (x, y)
+        sequence = ((x[:, i : i + 32], y[:, i : i + 32]) for i in range(0, T, 32)) if streamed else (x, y)
         result = tbptt(_step_fn(rnn, head, y.numel()), sequence, 8, optimizer=opt)
         results.append((result.losses, [p.detach().clone() for p in rnn.parameters()]))
     assert results[0][0] == results[1][0]

@@ -24,21 +24,55 @@ from .curriculum import (
     loss_difficulty,
 )
 from .early_stopping import EarlyStopping
-from .figures import training_practice_figures
 from .loop import CheckpointError, History, Monitor, accuracy, evaluate, fit
 from .noise import GradientNoise, batch_gradient_variance, gradient_noise, per_example_gradients
 from .range_test import DEFAULT_RULE, RULES, RangeRun, RangeTest, lr_range_test
 from .samplers import StratifiedBatchSampler, class_weights
 from .tbptt import SavedTensorMemory, TBPTTResult, chunks, detach_state, tbptt
 
+
+def training_practice_figures(directory):
+    """The report's training-practice figures and their measured findings (see :mod:`.figures`);
+    imported on call, so that ``import descentlab.training`` does not load matplotlib."""
+    from .figures import training_practice_figures as draw
+
+    return draw(directory)
+
+
 __all__ = [
-    "lr_range_test", "RangeTest", "RangeRun", "RULES", "DEFAULT_RULE",
+    "lr_range_test",
+    "RangeTest",
+    "RangeRun",
+    "RULES",
+    "DEFAULT_RULE",
     "EarlyStopping",
-    "tbptt", "TBPTTResult", "chunks", "detach_state", "SavedTensorMemory",
-    "StratifiedBatchSampler", "class_weights",
-    "CurriculumSampler", "Pacing", "Constant", "Linear", "Root", "Quadratic", "Step", "Exponential",
-    "Competence", "PACINGS", "loss_difficulty",
-    "gradient_noise", "GradientNoise", "per_example_gradients", "batch_gradient_variance",
-    "fit", "History", "CheckpointError", "Monitor", "evaluate", "accuracy",
+    "tbptt",
+    "TBPTTResult",
+    "chunks",
+    "detach_state",
+    "SavedTensorMemory",
+    "StratifiedBatchSampler",
+    "class_weights",
+    "CurriculumSampler",
+    "Pacing",
+    "Constant",
+    "Linear",
+    "Root",
+    "Quadratic",
+    "Step",
+    "Exponential",
+    "Competence",
+    "PACINGS",
+    "loss_difficulty",
+    "gradient_noise",
+    "GradientNoise",
+    "per_example_gradients",
+    "batch_gradient_variance",
+    "fit",
+    "History",
+    "CheckpointError",
+    "Monitor",
+    "evaluate",
+    "accuracy",
     "training_practice_figures",
 ]

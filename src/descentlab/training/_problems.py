@@ -49,7 +49,9 @@ def mlp(sizes: list[int], *, seed: int, activation: type[nn.Module] = nn.ReLU) -
         return nn.Sequential(*layers)
 
 
-def batches(x: Tensor, y: Tensor, batch_size: int, *, seed: int, epochs: int = 1) -> list[tuple[Tensor, Tensor]]:
+def batches(
+    x: Tensor, y: Tensor, batch_size: int, *, seed: int, epochs: int = 1
+) -> list[tuple[Tensor, Tensor]]:
     """Shuffled mini-batches (the last partial one dropped) for ``epochs`` passes, from their own seed."""
     g = torch.Generator().manual_seed(seed)
     out = []

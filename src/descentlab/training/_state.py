@@ -22,7 +22,7 @@ def rng_state(generators: Iterable[torch.Generator] = ()) -> dict[str, Any]:
     """The state of torch's CPU (and, once initialised, CUDA) RNG, NumPy's and Python's global RNG,
     and of the given ``torch.Generator`` objects (in order)."""
     version, internal, gauss = random.getstate()
-    numpy_state = np.random.get_state(legacy=False)
+    numpy_state = np.random.get_state(legacy=False)  # noqa: NPY002 - the legacy global RNG is what we save
     state = {
         "torch": torch.get_rng_state(),
         "python": [version, list(internal), gauss],
@@ -46,7 +46,7 @@ def set_rng_state(state: dict[str, Any], generators: Iterable[torch.Generator] =
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     numpy_state = state["numpy"]
-    np.random.set_state(
+    np.random.set_state(  # noqa: NPY002 - and restore
         {
             "bit_generator": numpy_state["bit_generator"],
             "state": {"key": numpy_state["key"].numpy().astype(np.uint32), "pos": numpy_state["pos"]},
@@ -57,7 +57,8 @@ def set_rng_state(state: dict[str, Any], generators: Iterable[torch.Generator] =
     generators = list(generators)
     if len(generators) != len(state["generators"]):
         raise ValueError(
-            f"the RNG snapshot holds {len(state['generators'])} generator states, got {len(generators)} generators"
+            f"the RNG snapshot holds {len(state['generators'])} generator states, "
+            f"got {len(generators)} generators"
         )
     for generator, saved in zip(generators, state["generators"]):
         generator.set_state(saved)
@@ -97,6 +98,17 @@ class ModelSnapshot:
             module.training = mode
 
 
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """``optimizer.load_state_dict(state)``, then every param group's entries exactly as saved: some
+    optimizers' ``load_state_dict`` adds keys (descentlab's adds torch's ``"differentiable"`` default),
+    which would make a resumed optimizer's ``state_dict`` differ from an uninterrupted one."""
+    optimizer.load_state_dict(state)
+    for group, saved in zip(optimizer.param_groups, state["param_groups"]):
+        for key in [k for k in group if k != "params" and k not in saved]:
+            del group[key]
+        group.update({k: copy.deepcopy(v) for k, v in saved.items() if k != "params"})
+
+
 class OptimizerSnapshot:
     """Optimizer state and hyperparameters (every param-group entry), through the public
     ``state_dict`` / ``load_state_dict`` so any torch-compatible optimizer works."""
@@ -105,10 +117,4 @@ class OptimizerSnapshot:
         self.state = clone_state(optimizer.state_dict())
 
     def restore(self, optimizer: torch.optim.Optimizer) -> None:
-        optimizer.load_state_dict(clone_state(self.state))
-        # some optimizers' load_state_dict adds group keys (torch's __setstate__ defaults, e.g.
-        # "differentiable"); put every group back exactly as it was
-        for group, saved in zip(optimizer.param_groups, self.state["param_groups"]):
-            for key in [k for k in group if k != "params" and k not in saved]:
-                del group[key]
-            group.update({k: copy.deepcopy(v) for k, v in saved.items() if k != "params"})
+        load_optimizer_state(optimizer, clone_state(self.state))

@@ -105,7 +105,9 @@ class EarlyStopping:
             self.best, self.best_step, self.wait = value, n, 0
             if self.restore_best:
                 if model is None:
-                    raise ValueError("step(value, model): restore_best=True needs the model to copy its weights")
+                    raise ValueError(
+                        "step(value, model): restore_best=True needs the model to copy its weights"
+                    )
                 self.best_state = clone_state(model.state_dict())
             return False
         self.wait += 1
@@ -127,11 +129,19 @@ class EarlyStopping:
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue, best weights included (tensors and plain values only)."""
         return {
-            "monitor": self.monitor, "mode": self.mode, "patience": self.patience,
-            "min_delta": self.min_delta, "restore_best": self.restore_best,
-            "check_finite": self.check_finite, "start_from": self.start_from,
-            "calls": self.calls, "wait": self.wait, "best": self.best, "best_step": self.best_step,
-            "stopped_step": self.stopped_step, "stop_reason": self.stop_reason,
+            "monitor": self.monitor,
+            "mode": self.mode,
+            "patience": self.patience,
+            "min_delta": self.min_delta,
+            "restore_best": self.restore_best,
+            "check_finite": self.check_finite,
+            "start_from": self.start_from,
+            "calls": self.calls,
+            "wait": self.wait,
+            "best": self.best,
+            "best_step": self.best_step,
+            "stopped_step": self.stopped_step,
+            "stop_reason": self.stop_reason,
             "best_state": self.best_state,
         }
 

@@ -54,7 +54,7 @@ from ..validation import (
     check_int,
     check_nonfinite_policy,
 )
-from ._state import rng_state, set_rng_state
+from ._state import load_optimizer_state, rng_state, set_rng_state
 from .early_stopping import EarlyStopping
 
 __all__ = ["fit", "History", "CheckpointError", "Monitor", "evaluate", "accuracy", "CHECKPOINT_FORMAT"]
@@ -94,15 +94,23 @@ class History:
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "steps": list(self.steps), "loss": list(self.loss), "lr": list(self.lr),
-            "epochs": [dict(e) for e in self.epochs], "stopped_epoch": self.stopped_epoch,
-            "best_epoch": self.best_epoch, "resumed_at": list(self.resumed_at),
+            "steps": list(self.steps),
+            "loss": list(self.loss),
+            "lr": list(self.lr),
+            "epochs": [dict(e) for e in self.epochs],
+            "stopped_epoch": self.stopped_epoch,
+            "best_epoch": self.best_epoch,
+            "resumed_at": list(self.resumed_at),
         }
 
     @classmethod
     def from_state_dict(cls, state: Mapping[str, Any]) -> History:
-        return cls(**{k: state[k] for k in ("steps", "loss", "lr", "epochs", "stopped_epoch", "best_epoch",
-                                            "resumed_at")})
+        return cls(
+            **{
+                k: state[k]
+                for k in ("steps", "loss", "lr", "epochs", "stopped_epoch", "best_epoch", "resumed_at")
+            }
+        )
 
     def metric(self, name: str) -> list[float]:
         """One per-epoch value (``"val_loss"``, ``"train_loss"``, ``"val_acc"``, …) as a list."""
@@ -191,7 +199,9 @@ def _load_checkpoint(path: Path, model, optimizer, epochs: int) -> dict[str, Any
     if saved["model"] != here["model"]:
         names = sorted(set(saved["model"]) | set(here["model"]))
         diff = [n for n in names if saved["model"].get(n) != here["model"].get(n)]
-        shown = "; ".join(f"{n}: saved {saved['model'].get(n)}, model {here['model'].get(n)}" for n in diff[:3])
+        shown = "; ".join(
+            f"{n}: saved {saved['model'].get(n)}, model {here['model'].get(n)}" for n in diff[:3]
+        )
         raise CheckpointError(
             f"checkpoint {str(path)!r} is from another model ({len(diff)} tensors differ: {shown}); "
             "it was left untouched"
@@ -199,7 +209,8 @@ def _load_checkpoint(path: Path, model, optimizer, epochs: int) -> dict[str, Any
     if (saved["optimizer"], saved["groups"]) != (here["optimizer"], here["groups"]):
         raise CheckpointError(
             f"checkpoint {str(path)!r} is from another optimizer (saved {saved['optimizer']} with groups of "
-            f"{saved['groups']} tensors, here {here['optimizer']} with {here['groups']}); it was left untouched"
+            f"{saved['groups']} tensors, here {here['optimizer']} with {here['groups']}); "
+            "it was left untouched"
         )
     if state["epochs"] != epochs:
         raise CheckpointError(
@@ -275,8 +286,10 @@ def fit(
         if data is None and name == "val":
             continue
         if not isinstance(data, Iterable) or iter(data) is data:
-            raise ValueError(f"{name} must be a re-iterable of (inputs, targets) batches (a DataLoader, a list),"
-                             f" got {type(data).__name__}")
+            raise ValueError(
+                f"{name} must be a re-iterable of (inputs, targets) batches (a DataLoader, a list),"
+                f" got {type(data).__name__}"
+            )
     epochs = check_int("epochs", epochs, low=1)
     check_callable("loss_fn", loss_fn, "loss_fn(outputs, targets) -> loss")
     metrics = dict(metrics or {})
@@ -285,14 +298,18 @@ def fit(
     val_names = {"val_loss", *(f"val_{name}" for name in metrics)} if val is not None else set()
     scheduler_interval = check_choice("scheduler_interval", scheduler_interval, ("epoch", "step"))
     if scheduler is not None:
-        if not callable(getattr(scheduler, "step", None)) or not callable(getattr(scheduler, "state_dict", None)):
+        if not callable(getattr(scheduler, "step", None)) or not callable(
+            getattr(scheduler, "state_dict", None)
+        ):
             raise ValueError(f"scheduler must have step() and state_dict(), got {type(scheduler).__name__}")
         if scheduler_monitor is None and isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             scheduler_monitor = "val_loss"
     if scheduler_monitor is not None:
         if scheduler_monitor not in val_names:
-            raise ValueError(f"scheduler_monitor must be one of the validation values {sorted(val_names)} "
-                             f"(val and metrics given), got {scheduler_monitor!r}")
+            raise ValueError(
+                f"scheduler_monitor must be one of the validation values {sorted(val_names)} "
+                f"(val and metrics given), got {scheduler_monitor!r}"
+            )
         scheduler_interval = "epoch"
     if early_stopping is not None:
         if not isinstance(early_stopping, EarlyStopping):
@@ -305,8 +322,10 @@ def fit(
     if monitor is not None:
         for method in ("log", "state_dict", "load_state_dict"):
             if not callable(getattr(monitor, method, None)):
-                raise ValueError(f"monitor must have log(), state_dict() and load_state_dict(); "
-                                 f"{type(monitor).__name__} has no {method}()")
+                raise ValueError(
+                    f"monitor must have log(), state_dict() and load_state_dict(); "
+                    f"{type(monitor).__name__} has no {method}()"
+                )
     path = None if checkpoint is None else Path(checkpoint)
     if path is not None and path.exists() and not path.is_file():
         raise ValueError(f"checkpoint must be a file path, got the directory {str(path)!r}")
@@ -333,7 +352,7 @@ def fit(
     epoch_rng = None
     if saved is not None:
         model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
+        load_optimizer_state(optimizer, saved["optimizer"])
         if scheduler is not None and saved["scheduler"] is not None:
             scheduler.load_state_dict(saved["scheduler"])
         if early_stopping is not None and saved["early_stopping"] is not None:
@@ -366,8 +385,13 @@ def fit(
             "history": history.state_dict(),
             "rng": rng_state(generators),
             "epoch_rng": epoch_rng,
-            "position": {"epoch": epoch, "batch": batch, "step": step,
-                         "epoch_first_step": epoch_first_step, "finished": finished},
+            "position": {
+                "epoch": epoch,
+                "batch": batch,
+                "step": step,
+                "epoch_first_step": epoch_first_step,
+                "finished": finished,
+            },
         }
         atomic_write(path, lambda tmp: torch.save(state, tmp))
 
@@ -423,13 +447,18 @@ def fit(
                     if writer is not None:
                         writer.add_scalar("train/loss", value, step)
                         writer.add_scalar("train/lr", lr, step)
-                    bar.update(task, advance=1, epoch=epoch + 1, loss=f"{value:.4g}", val=last_val, lr=f"{lr:.3g}")
+                    bar.update(
+                        task, advance=1, epoch=epoch + 1, loss=f"{value:.4g}", val=last_val, lr=f"{lr:.3g}"
+                    )
                     if checkpoint_every is not None and step % checkpoint_every == 0:
                         write_checkpoint()
                 # end of the epoch: validation, scheduler, early stopping
                 losses = history.loss[epoch_first_step:step]
-                record: dict[str, float] = {"epoch": epoch, "step": step,
-                                            "train_loss": sum(losses) / len(losses) if losses else math.nan}
+                record: dict[str, float] = {
+                    "epoch": epoch,
+                    "step": step,
+                    "train_loss": sum(losses) / len(losses) if losses else math.nan,
+                }
                 stop = False
                 if val is not None:
                     results = evaluate(model, val, loss_fn, metrics)
@@ -461,7 +490,11 @@ def fit(
                     break
                 if path is not None and epoch < epochs:
                     write_checkpoint()
-            if early_stopping is not None and early_stopping.restore_best and early_stopping.best_state is not None:
+            if (
+                early_stopping is not None
+                and early_stopping.restore_best
+                and early_stopping.best_state is not None
+            ):
                 early_stopping.restore(model)
             finished = True
             if path is not None:

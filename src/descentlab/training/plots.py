@@ -31,8 +31,12 @@ __all__ = [
 ]
 
 BLUE, ORANGE, GREEN, RED, PURPLE, GREY = "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#7f7f7f"
-RULE_MARKERS = {"valley": ("v", GREEN), "minimum/10": ("s", ORANGE), "steepest": ("^", PURPLE),
-                "combined": ("o", RED)}
+RULE_MARKERS = {
+    "valley": ("v", GREEN),
+    "minimum/10": ("s", ORANGE),
+    "steepest": ("^", PURPLE),
+    "combined": ("o", RED),
+}
 
 
 def new_figure(width: float = 6.4, height: float = 4.0, dpi: int = 110) -> Figure:
@@ -67,8 +71,14 @@ def plot_range_test(result: RangeTest, path=None, *, title: str | None = None) -
     if len(result.runs) > 1:
         n = min(len(run.smoothed) for run in result.runs)
         stack = np.array([run.smoothed[:n] for run in result.runs])
-        ax.fill_between(lrs[:n], np.nanmin(stack, 0), np.nanmax(stack, 0), color=BLUE, alpha=0.2,
-                        label=f"smoothed, band over {len(result.runs)} seeds")
+        ax.fill_between(
+            lrs[:n],
+            np.nanmin(stack, 0),
+            np.nanmax(stack, 0),
+            color=BLUE,
+            alpha=0.2,
+            label=f"smoothed, band over {len(result.runs)} seeds",
+        )
         ax.plot(lrs[:n], np.nanmedian(stack, 0), color=BLUE, lw=1.6, label="smoothed (median)")
     else:
         ax.plot(lrs, first.smoothed, color=BLUE, lw=1.6, label=f"smoothed (β = {result.smooth:g})")
@@ -80,11 +90,11 @@ def plot_range_test(result: RangeTest, path=None, *, title: str | None = None) -
         lr = result.suggest(rule)
         y = float(np.interp(np.log10(lr), np.log10(lrs[: len(finite)]), finite))
         marker, color = RULE_MARKERS[rule]
-        ax.plot([lr], [y], marker=marker, color=color, ms=8, ls="none", zorder=5,
-                label=f"{rule}: {lr:.2g}")
+        ax.plot([lr], [y], marker=marker, color=color, ms=8, ls="none", zorder=5, label=f"{rule}: {lr:.2g}")
     if result.curvature_lr is not None:
-        ax.axvline(result.curvature_lr, color=GREY, ls="--", lw=1.2,
-                   label=f"2/λ_max = {result.curvature_lr:.2g}")
+        ax.axvline(
+            result.curvature_lr, color=GREY, ls="--", lw=1.2, label=f"2/λ_max = {result.curvature_lr:.2g}"
+        )
     ax.set_xscale("log")
     span = max(high - low, 1e-12)
     ax.set_ylim(low - 0.1 * span, high + 0.6 * span)
@@ -97,8 +107,13 @@ def plot_range_test(result: RangeTest, path=None, *, title: str | None = None) -
 
 
 def plot_early_stopping(
-    train_loss: Sequence[float], val_loss: Sequence[float], stopper: EarlyStopping, path=None,
-    *, title: str | None = None, extra: Mapping[str, Sequence[float]] | None = None,
+    train_loss: Sequence[float],
+    val_loss: Sequence[float],
+    stopper: EarlyStopping,
+    path=None,
+    *,
+    title: str | None = None,
+    extra: Mapping[str, Sequence[float]] | None = None,
 ) -> Figure:
     """Training and validation loss per epoch, the best epoch and the stop marked."""
     fig = new_figure()
@@ -109,11 +124,21 @@ def plot_early_stopping(
     for name, values in (extra or {}).items():
         ax.plot(np.arange(len(values)), values, color=GREY, ls=":", label=name)
     if stopper.best_step is not None:
-        ax.axvline(stopper.best_step, color=GREEN, ls="--", lw=1.2,
-                   label=f"best (epoch {stopper.best_step}): {stopper.best:.3f}, restored")
+        ax.axvline(
+            stopper.best_step,
+            color=GREEN,
+            ls="--",
+            lw=1.2,
+            label=f"best (epoch {stopper.best_step}): {stopper.best:.3f}, restored",
+        )
     if stopper.stopped_step is not None:
-        ax.axvline(stopper.stopped_step, color=RED, ls="--", lw=1.2,
-                   label=f"stopped (epoch {stopper.stopped_step}, patience {stopper.patience})")
+        ax.axvline(
+            stopper.stopped_step,
+            color=RED,
+            ls="--",
+            lw=1.2,
+            label=f"stopped (epoch {stopper.stopped_step}, patience {stopper.patience})",
+        )
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax.set_title(title or "Early stopping", fontsize=10)
@@ -122,8 +147,15 @@ def plot_early_stopping(
     return _finish(fig, path)
 
 
-def plot_tbptt(ks: Sequence[int], memory: Sequence[float], errors: Sequence[float], sequence_length: int,
-               path=None, *, title: str | None = None) -> Figure:
+def plot_tbptt(
+    ks: Sequence[int],
+    memory: Sequence[float],
+    errors: Sequence[float],
+    sequence_length: int,
+    path=None,
+    *,
+    title: str | None = None,
+) -> Figure:
     """Two panels against the truncation length k: memory saved for backward (relative to full BPTT)
     and the relative gradient error ‖g_k − g_T‖ / ‖g_T‖."""
     fig = new_figure(9.0, 3.6)
@@ -147,8 +179,9 @@ def plot_tbptt(ks: Sequence[int], memory: Sequence[float], errors: Sequence[floa
     return _finish(fig, path)
 
 
-def plot_batch_balance(counts: Mapping[str, np.ndarray], path=None, *, shown: int | None = None,
-                       title: str | None = None) -> Figure:
+def plot_batch_balance(
+    counts: Mapping[str, np.ndarray], path=None, *, shown: int | None = None, title: str | None = None
+) -> Figure:
     """Per-class counts in every batch, one panel per sampler: ``counts[name]`` is ``[batches, classes]``.
     The panels show the first ``shown`` batches on one colour scale; the share of batches missing a
     class in each title is over all of them."""
@@ -157,8 +190,9 @@ def plot_batch_balance(counts: Mapping[str, np.ndarray], path=None, *, shown: in
     for i, (name, table) in enumerate(counts.items()):
         ax = fig.add_subplot(1, len(counts), i + 1)
         table = np.asarray(table)
-        image = ax.imshow(table[:shown].T, aspect="auto", cmap="viridis", interpolation="nearest",
-                          vmin=0, vmax=vmax)
+        image = ax.imshow(
+            table[:shown].T, aspect="auto", cmap="viridis", interpolation="nearest", vmin=0, vmax=vmax
+        )
         missing = float((table == 0).any(axis=1).mean())
         ax.set_title(f"{name}\n{100 * missing:.0f} % of {len(table)} batches miss a class", fontsize=9)
         ax.set_xlabel("batch")
@@ -168,16 +202,27 @@ def plot_batch_balance(counts: Mapping[str, np.ndarray], path=None, *, shown: in
     return _finish(fig, path)
 
 
-def plot_gradient_noise(batch_sizes: Sequence[int], measured: Sequence[float], trace_cov: float, n: int,
-                        path=None, *, title: str | None = None) -> Figure:
+def plot_gradient_noise(
+    batch_sizes: Sequence[int],
+    measured: Sequence[float],
+    trace_cov: float,
+    n: int,
+    path=None,
+    *,
+    title: str | None = None,
+) -> Figure:
     """E‖g_B − ḡ‖² against B (log–log): Monte-Carlo points, tr Σ/B · (N − B)/(N − 1) and the 1/B line."""
     fig = new_figure()
     ax = fig.add_subplot()
     b = np.asarray(batch_sizes, dtype=float)
     dense = np.geomspace(b.min(), b.max(), 100)
     ax.plot(dense, trace_cov / dense, color=GREY, ls="--", label="tr Σ / B (with replacement)")
-    ax.plot(dense, trace_cov / dense * (n - dense) / (n - 1), color=BLUE,
-            label="tr Σ / B · (N − B)/(N − 1) (without replacement)")
+    ax.plot(
+        dense,
+        trace_cov / dense * (n - dense) / (n - 1),
+        color=BLUE,
+        label="tr Σ / B · (N − B)/(N − 1) (without replacement)",
+    )
     ax.plot(b, measured, "o", color=ORANGE, label="measured (Monte Carlo)")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")

@@ -48,9 +48,10 @@ from ._state import ModelSnapshot, OptimizerSnapshot, rng_state, set_rng_state
 __all__ = ["RangeTest", "RangeRun", "lr_range_test", "RULES", "DEFAULT_RULE"]
 
 RULES = ("valley", "minimum/10", "steepest", "combined")
-#: the rule :meth:`RangeTest.suggest` uses by default — chosen by measurement (``benchmarks/range_test_rules.py``,
-#: numbers in :meth:`RangeTest.suggest`): within a factor of 3 of the grid-best rate for SGD + momentum
-#: and Adam on digits, then checked on an MSE regression, with the smallest worst-case error.
+#: the rule :meth:`RangeTest.suggest` uses by default — chosen by measurement
+#: (``benchmarks/range_test_rules.py``, numbers in :meth:`RangeTest.suggest`): within a factor of 3
+#: of the grid-best rate for SGD + momentum and Adam on digits, then checked on an MSE regression,
+#: with the smallest worst-case error.
 DEFAULT_RULE = "combined"
 
 
@@ -363,7 +364,12 @@ def lr_range_test(
             optimizer_before.restore(optimizer)
             set_rng_state(rng_before)
     return RangeTest(
-        runs, mode, smooth, diverge, lambda_max, restore,
+        runs,
+        mode,
+        smooth,
+        diverge,
+        lambda_max,
+        restore,
         meta={"start": start, "end": end, "steps": steps, "seeds": seeds},
     )
 
@@ -372,5 +378,5 @@ def _seed_everything(seed: int) -> None:
     import random
 
     torch.manual_seed(seed)
-    np.random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 - seeding the global RNG is the point (restored afterwards)
     random.seed(seed)

@@ -29,7 +29,12 @@ __all__ = ["StratifiedBatchSampler", "class_weights"]
 
 def _labels(labels: Sequence[int] | Tensor) -> Tensor:
     tensor = labels if isinstance(labels, Tensor) else torch.as_tensor(list(labels))
-    if tensor.dim() != 1 or tensor.numel() == 0 or tensor.dtype.is_floating_point or tensor.dtype == torch.bool:
+    if (
+        tensor.dim() != 1
+        or tensor.numel() == 0
+        or tensor.dtype.is_floating_point
+        or tensor.dtype == torch.bool
+    ):
         raise ValueError(
             f"labels must be a non-empty 1-D sequence of integer class labels, got shape "
             f"{tuple(tensor.shape)} dtype {tensor.dtype}"
@@ -90,8 +95,9 @@ class StratifiedBatchSampler(Sampler[list[int]]):
             counts = {c: batch_size // n_classes for c in self.classes}
         elif isinstance(per_class, Mapping):
             if sorted(per_class) != self.classes:
-                raise ValueError(f"per_class must give a count for each class {self.classes}, "
-                                 f"got keys {sorted(per_class)}")
+                raise ValueError(
+                    f"per_class must give a count for each class {self.classes}, got keys {sorted(per_class)}"
+                )
             counts = {c: check_int(f"per_class[{c}]", per_class[c], low=1) for c in self.classes}
         else:
             m = check_int("per_class", per_class, low=1)
@@ -104,8 +110,10 @@ class StratifiedBatchSampler(Sampler[list[int]]):
         self.batch_size = batch_size
         self.per_class = counts
         self.pools = {c: torch.nonzero(y == c).flatten() for c in self.classes}
-        need = [(len(self.pools[c]) // counts[c]) if drop_last else -(-len(self.pools[c]) // counts[c])
-                for c in self.classes]
+        need = [
+            (len(self.pools[c]) // counts[c]) if drop_last else -(-len(self.pools[c]) // counts[c])
+            for c in self.classes
+        ]
         self.num_batches = max(need)
         if self.num_batches == 0:
             raise ValueError(
@@ -121,7 +129,9 @@ class StratifiedBatchSampler(Sampler[list[int]]):
         if generator is None:
             seed = int(torch.empty((), dtype=torch.int64).random_().item())
             generator = torch.Generator().manual_seed(seed)
-        order = {c: self.pools[c][torch.randperm(len(self.pools[c]), generator=generator)] for c in self.classes}
+        order = {
+            c: self.pools[c][torch.randperm(len(self.pools[c]), generator=generator)] for c in self.classes
+        }
         position = dict.fromkeys(self.classes, 0)
         for _ in range(self.num_batches):
             batch: list[int] = []

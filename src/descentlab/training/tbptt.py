@@ -86,7 +86,9 @@ def chunks(x: Tensor | tuple | Mapping, k: int, dim: int = 1) -> list:
     if isinstance(x, Tensor):
         return [x.narrow(dim, s, min(k, length - s)) for s in starts]
     if isinstance(x, Mapping):
-        return [type(x)((name, v.narrow(dim, s, min(k, length - s))) for name, v in x.items()) for s in starts]
+        return [
+            type(x)((name, v.narrow(dim, s, min(k, length - s))) for name, v in x.items()) for s in starts
+        ]
     return [tuple(v.narrow(dim, s, min(k, length - s)) for v in x) for s in starts]
 
 
@@ -140,8 +142,10 @@ def tbptt(
     if optimizer is not None and not hasattr(optimizer, "step"):
         raise ValueError(f"optimizer must be a torch.optim.Optimizer or None, got {type(optimizer).__name__}")
     if not _is_sequence(sequence) and not isinstance(sequence, Iterable):
-        raise ValueError(f"sequence must be a tensor, a tuple / dict of tensors or an iterable of them, "
-                         f"got {type(sequence).__name__}")
+        raise ValueError(
+            f"sequence must be a tensor, a tuple / dict of tensors or an iterable of them, "
+            f"got {type(sequence).__name__}"
+        )
     losses: list[float] = []
     for chunk in _pieces(sequence, k, dim):
         loss, hidden = model_step(chunk, hidden)
