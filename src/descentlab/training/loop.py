@@ -435,8 +435,8 @@ def fit(
                     if finite or nonfinite is None:
                         loss.backward()
                         optimizer.step()
-                    if scheduler is not None and scheduler_interval == "step":
-                        scheduler.step()
+                        if scheduler is not None and scheduler_interval == "step":
+                            scheduler.step()
                     step += 1
                     batch += 1
                     history.steps.append(step)
