@@ -132,6 +132,26 @@ def test_a_foreign_checkpoint_is_a_clear_error_and_is_left_as_it_was(tmp_path, d
         fit(model, torch.optim.Adam(model.parameters()), train, epochs=2, loss_fn=CE, checkpoint=path)
     with pytest.raises(CheckpointError, match="epochs=2, this call has epochs=3"):
         _run(data, path, epochs=3)
+    with pytest.raises(CheckpointError, match="written by a run without early stopping, this call has one"):
+        _run(data, path, early_stopping=EarlyStopping())
+    with pytest.raises(CheckpointError, match="written by a run without scheduler, this call has one"):
+        model = mlp([64, 32, 10], seed=0)
+        opt = torch.optim.SGD(model.parameters(), lr=0.05)
+        fit(
+            model,
+            opt,
+            data[0],
+            epochs=2,
+            loss_fn=CE,
+            checkpoint=path,
+            scheduler=torch.optim.lr_scheduler.StepLR(opt, 1),
+        )
+    with_stopper = tmp_path / "stopper.ckpt"
+    _run(data, with_stopper, early_stopping=EarlyStopping(patience=3))
+    with pytest.raises(
+        CheckpointError, match="early stopping with other settings .patience: saved 3, here 4"
+    ):
+        _run(data, with_stopper, early_stopping=EarlyStopping(patience=4))
     plain = tmp_path / "weights.pt"
     torch.save(model.state_dict(), plain)
     with pytest.raises(CheckpointError, match="is not a descentlab fit checkpoint"):

@@ -60,6 +60,15 @@ from .early_stopping import EarlyStopping
 __all__ = ["fit", "History", "CheckpointError", "Monitor", "evaluate", "accuracy", "CHECKPOINT_FORMAT"]
 
 CHECKPOINT_FORMAT = "descentlab.training.fit/1"
+_EARLY_STOPPING_SETTINGS = (
+    "monitor",
+    "mode",
+    "patience",
+    "min_delta",
+    "restore_best",
+    "check_finite",
+    "start_from",
+)
 
 
 class CheckpointError(ValueError):
@@ -175,7 +184,7 @@ def _signature(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, 
     }
 
 
-def _load_checkpoint(path: Path, model, optimizer, epochs: int) -> dict[str, Any]:
+def _load_checkpoint(path: Path, model, optimizer, epochs: int, parts: dict[str, Any]) -> dict[str, Any]:
     from .. import __version__
 
     try:
@@ -212,6 +221,26 @@ def _load_checkpoint(path: Path, model, optimizer, epochs: int) -> dict[str, Any
             f"{saved['groups']} tensors, here {here['optimizer']} with {here['groups']}); "
             "it was left untouched"
         )
+    for name, obj in parts.items():
+        if (obj is None) != (state[name] is None):
+            had = "with" if state[name] is not None else "without"
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} was written by a run {had} {name.replace('_', ' ')}, this call "
+                f"{'has one' if obj is not None else 'has none'}; use the same call to resume "
+                "(file left untouched)"
+            )
+    stopper = parts["early_stopping"]
+    if stopper is not None:
+        saved_settings = state["early_stopping"]
+        different = [k for k in _EARLY_STOPPING_SETTINGS if saved_settings.get(k) != getattr(stopper, k)]
+        if different:
+            shown = ", ".join(
+                f"{k}: saved {saved_settings.get(k)!r}, here {getattr(stopper, k)!r}" for k in different
+            )
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} has early stopping with other settings ({shown}); use the same "
+                "call to resume (file left untouched)"
+            )
     if state["epochs"] != epochs:
         raise CheckpointError(
             f"checkpoint {str(path)!r} belongs to a run with epochs={state['epochs']}, this call has "
@@ -343,7 +372,10 @@ def fit(
             raise ImportError("log_dir needs tensorboard: pip install 'descentlab[tensorboard]'") from None
 
     generators = _generators(train, val)
-    saved = _load_checkpoint(path, model, optimizer, epochs) if path is not None and path.exists() else None
+    parts = {"scheduler": scheduler, "early_stopping": early_stopping, "monitor": monitor}
+    saved = None
+    if path is not None and path.exists():
+        saved = _load_checkpoint(path, model, optimizer, epochs, parts)
 
     # -- state: fresh or resumed ------------------------------------------------------------------
     was_training = model.training
