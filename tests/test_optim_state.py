@@ -210,3 +210,17 @@ def test_deepcopy_of_model_and_optimizer_mid_run(config):
     model_copy, opt_copy = copy.deepcopy((model, opt))
     _train([(model, opt), (model_copy, opt_copy)], 10, 10, x, y)
     assert_params_equal(model_copy, model)
+
+
+def test_load_state_dict_restores_the_param_groups_as_saved():
+    """A checkpoint round trip leaves every param group exactly as it was saved (torch adds
+    defaults such as "differentiable" to its own; descentlab's groups do not gain them)."""
+    for name in ("SGD", "Adam", "RMSprop", "NAdam"):
+        model = torch.nn.Linear(3, 2)
+        opt = getattr(dl, name)(model.parameters(), lr=0.01)
+        model(torch.randn(4, 3)).sum().backward()
+        opt.step()
+        saved = copy.deepcopy(opt.state_dict())
+        fresh = getattr(dl, name)(torch.nn.Linear(3, 2).parameters(), lr=0.01)
+        fresh.load_state_dict(saved)
+        assert fresh.state_dict()["param_groups"] == saved["param_groups"], name

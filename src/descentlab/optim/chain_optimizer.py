@@ -371,10 +371,11 @@ class ChainOptimizer(torch.optim.Optimizer):
         return changed
 
     def _after_load(self) -> None:
-        # A state_dict (possibly torch.optim's) may lack descentlab-only hyperparameters.
+        # A state_dict (possibly torch.optim's) may lack descentlab-only hyperparameters; add those
+        # the chain reads, and nothing else (torch's own defaults, e.g. "differentiable", stay out).
         for group in self.param_groups:
-            for key, value in self.defaults.items():
-                group.setdefault(key, value)
+            for key in self.transform.defaults:
+                group.setdefault(key, self.defaults[key])
         self._layouts = None
 
     def _state_hyperparameters(self, group: Mapping[str, Any]) -> dict[str, Any]:
