@@ -127,7 +127,10 @@ def test_torch_is_never_patched_and_other_threads_backward_normally():
         b_done.set()
 
     g = torch.Generator().manual_seed(0)
-    x, y = torch.randn(32, 3, dtype=torch.float64, generator=g), torch.randn(32, 2, dtype=torch.float64, generator=g)
+    x, y = (
+        torch.randn(32, 3, dtype=torch.float64, generator=g),
+        torch.randn(32, 2, dtype=torch.float64, generator=g),
+    )
     model = nn.Linear(3, 2).double()
     opt = so.HessianFree(model.parameters(), damping=1e-3)
     calls = []

@@ -158,6 +158,13 @@ class ClosureSolver(torch.optim.Optimizer):
         self.solver_state["generator_state"] = bytes(generator.get_state().numpy())
 
 
+def hyperparameters(arguments: dict[str, Any], exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A solver's ``defaults`` from its constructor's ``locals()`` taken first thing in ``__init__``:
+    every argument but ``self``, ``params`` and ``exclude``."""
+    skip = ("self", "params", "__class__", *exclude)
+    return {name: value for name, value in arguments.items() if name not in skip}
+
+
 def check_line_search(line_search_fn: Any, c1: Any, c2: Any) -> None:
     check_choice("line_search_fn", line_search_fn, LINE_SEARCHES)
     check_number("c1", c1, low=0.0, high=1.0, low_open=True, high_open=True)
@@ -172,41 +179,22 @@ class LineSearchSolver(ClosureSolver):
     calls, or when a line search fails (then the parameters stay at the best point found and
     ``state["line_search_failed"]`` is set). Returns the loss at the start of the step, as
     ``torch.optim.LBFGS`` does.
+
+    ``defaults`` holds the subclass's hyperparameters, including ``lr``, ``max_iter``, ``max_eval``
+    (``None``: 5/4 ``max_iter`` + 25 with a line search, ``max_iter + 1`` without),
+    ``tolerance_grad``, ``tolerance_change``, ``line_search_fn``, ``c1`` and ``c2``.
     """
 
-    def __init__(
-        self,
-        params: Any,
-        *,
-        lr: float,
-        max_iter: int,
-        max_eval: int | None,
-        tolerance_grad: float,
-        tolerance_change: float,
-        line_search_fn: str | None,
-        c1: float,
-        c2: float,
-        **extra: Any,
-    ) -> None:
-        check_positive("lr", lr)
-        check_int("max_iter", max_iter)
-        check_line_search(line_search_fn, c1, c2)
-        if max_eval is None:
-            max_eval = max_iter * 5 // 4 + 25 if line_search_fn is not None else max_iter + 1
-        check_int("max_eval", max_eval)
-        check_number("tolerance_grad", tolerance_grad, low=0.0)
-        check_number("tolerance_change", tolerance_change, low=0.0)
-        defaults = dict(
-            lr=lr,
-            max_iter=max_iter,
-            max_eval=max_eval,
-            tolerance_grad=tolerance_grad,
-            tolerance_change=tolerance_change,
-            line_search_fn=line_search_fn,
-            c1=c1,
-            c2=c2,
-            **extra,
-        )
+    def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
+        check_positive("lr", defaults["lr"])
+        max_iter = check_int("max_iter", defaults["max_iter"])
+        check_line_search(defaults["line_search_fn"], defaults["c1"], defaults["c2"])
+        if defaults["max_eval"] is None:
+            searching = defaults["line_search_fn"] is not None
+            defaults["max_eval"] = max_iter * 5 // 4 + 25 if searching else max_iter + 1
+        check_int("max_eval", defaults["max_eval"])
+        check_number("tolerance_grad", defaults["tolerance_grad"], low=0.0)
+        check_number("tolerance_change", defaults["tolerance_change"], low=0.0)
         super().__init__(params, defaults)
 
     def _direction(self) -> SteepestDescent:

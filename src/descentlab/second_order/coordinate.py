@@ -8,7 +8,7 @@ import torch
 
 from ..validation import check_choice, check_int, check_positive
 from ._closure import Closure
-from ._solver import ClosureSolver, check_line_search, record_search
+from ._solver import ClosureSolver, check_line_search, hyperparameters, record_search
 from .objective import LineObjective
 from .search import Found, make_search
 
@@ -37,15 +37,13 @@ class CoordinateDescent(ClosureSolver):
         c2: float = 0.9,
         seed: int = 0,
     ) -> None:
+        defaults = hyperparameters(locals())
         check_positive("lr", lr)
         check_choice("order", order, ("cyclic", "random"))
         check_choice("block", block, ("coordinate", "tensor"))
         check_line_search(line_search_fn, c1, c2)
         check_int("seed", seed, low=0)
-        super().__init__(
-            params,
-            dict(lr=lr, order=order, block=block, line_search_fn=line_search_fn, c1=c1, c2=c2, seed=seed),
-        )
+        super().__init__(params, defaults)
         offsets, start = [], 0
         for p in self._params:
             offsets.append((start, start + p.numel()))

@@ -14,7 +14,7 @@ from ..linalg import CGResult, cg
 from ..operators import CurvatureOperator, GradientGraph
 from ..validation import check_choice, check_int, check_number, check_pair, check_positive
 from ._closure import Closure
-from ._solver import ClosureSolver, record_search
+from ._solver import ClosureSolver, hyperparameters, record_search
 from .objective import ClosureObjective, LineObjective, Point
 from .search import Backtracking, Found
 
@@ -138,6 +138,7 @@ class HessianFree(ClosureSolver):
         max_iter: int = 1,
         seed: int = 0,
     ) -> None:
+        defaults = hyperparameters(locals())
         check_positive("lr", lr)
         check_positive("damping", damping)
         check_choice("curvature", curvature, CURVATURES)
@@ -152,20 +153,6 @@ class HessianFree(ClosureSolver):
         check_number("damping_bounds[1]", hi, low=lo)
         check_int("max_iter", max_iter)
         check_int("seed", seed, low=0)
-        defaults = dict(
-            lr=lr,
-            damping=damping,
-            curvature=curvature,
-            cg_max_iter=cg_max_iter,
-            cg_progress_tol=cg_progress_tol,
-            cg_decay=cg_decay,
-            preconditioner=preconditioner,
-            preconditioner_exponent=preconditioner_exponent,
-            preconditioner_samples=preconditioner_samples,
-            damping_bounds=damping_bounds,
-            max_iter=max_iter,
-            seed=seed,
-        )
         super().__init__(params, defaults)
 
     @torch.no_grad()

@@ -11,7 +11,7 @@ from torch import Tensor
 from ..operators import CurvatureOperator
 from ..validation import check_choice, check_int, check_number, check_positive
 from ._closure import Closure
-from ._solver import ClosureSolver, descend
+from ._solver import ClosureSolver, descend, hyperparameters
 from .direction import BFGSDirection
 from .hessian_free import CURVATURES, curvature_operator
 from .objective import Point, SubspaceObjective
@@ -69,20 +69,13 @@ class KrylovSubspaceDescent(ClosureSolver):
         subspace_iter: int = 20,
         tolerance_grad: float = 1e-9,
     ) -> None:
+        defaults = hyperparameters(locals())
         check_positive("lr", lr)
         check_int("subspace_dim", subspace_dim)
         check_number("damping", damping, low=0.0)
         check_choice("curvature", curvature, CURVATURES)
         check_int("subspace_iter", subspace_iter)
         check_number("tolerance_grad", tolerance_grad, low=0.0)
-        defaults = dict(
-            lr=lr,
-            subspace_dim=subspace_dim,
-            damping=damping,
-            curvature=curvature,
-            subspace_iter=subspace_iter,
-            tolerance_grad=tolerance_grad,
-        )
         super().__init__(params, defaults)
 
     @torch.no_grad()

@@ -14,7 +14,7 @@ from torch.utils.hooks import RemovableHandle
 from ..linalg import cg
 from ..validation import check_choice, check_int, check_number, check_positive
 from ._closure import Closure
-from ._solver import ClosureSolver
+from ._solver import ClosureSolver, hyperparameters
 
 FISHERS = ("auto", "kfac", "cg")
 
@@ -122,6 +122,7 @@ class NaturalGradient(ClosureSolver):
         cg_max_iter: int = 20,
         kl_clip: float | None = None,
     ) -> None:
+        defaults = hyperparameters(locals(), exclude=("model",))  # the model is not a hyperparameter
         check_positive("lr", lr)
         check_positive("damping", damping)
         if model is not None and not isinstance(model, nn.Module):
@@ -137,14 +138,6 @@ class NaturalGradient(ClosureSolver):
             raise ValueError(
                 "fisher='kfac' needs model= (the nn.Module whose nn.Linear layers K-FAC factors)"
             )
-        defaults = dict(
-            lr=lr,
-            damping=damping,
-            fisher=fisher,
-            factor_decay=factor_decay,
-            cg_max_iter=cg_max_iter,
-            kl_clip=kl_clip,
-        )
         super().__init__(params, defaults)
         use_kfac = model is not None and fisher in ("auto", "kfac")
         self._layers = (

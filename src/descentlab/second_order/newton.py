@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..validation import check_number
-from ._solver import LineSearchSolver
+from ._solver import LineSearchSolver, hyperparameters
 from .direction import NewtonDirection
 
 
@@ -41,19 +41,9 @@ class Newton(LineSearchSolver):
         c1: float = 1e-4,
         c2: float = 0.9,
     ) -> None:
+        defaults = hyperparameters(locals())
         check_number("damping", damping, low=0.0)
-        super().__init__(
-            params,
-            lr=lr,
-            max_iter=max_iter,
-            max_eval=max_eval,
-            tolerance_grad=tolerance_grad,
-            tolerance_change=tolerance_change,
-            line_search_fn=line_search_fn,
-            c1=c1,
-            c2=c2,
-            damping=damping,
-        )
+        super().__init__(params, defaults)
 
     def _direction(self) -> NewtonDirection:
         return NewtonDirection(self.group["damping"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..validation import check_choice, check_int, check_positive
-from ._solver import LineSearchSolver
+from ._solver import LineSearchSolver, hyperparameters
 from .direction import BETA_RULES, ConjugateDirection
 
 
@@ -37,24 +37,12 @@ class NonlinearCG(LineSearchSolver):
         c1: float = 1e-4,
         c2: float = 0.1,
     ) -> None:
+        defaults = hyperparameters(locals())
         check_choice("beta", beta, BETA_RULES)
         if restart_every is not None:
             check_int("restart_every", restart_every)
         check_positive("restart_threshold", restart_threshold)
-        super().__init__(
-            params,
-            lr=lr,
-            max_iter=max_iter,
-            max_eval=max_eval,
-            tolerance_grad=tolerance_grad,
-            tolerance_change=tolerance_change,
-            line_search_fn=line_search_fn,
-            c1=c1,
-            c2=c2,
-            beta=beta,
-            restart_every=restart_every,
-            restart_threshold=restart_threshold,
-        )
+        super().__init__(params, defaults)
 
     def _direction(self) -> ConjugateDirection:
         group = self.group

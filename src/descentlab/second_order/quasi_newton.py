@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..validation import check_int
-from ._solver import LineSearchSolver
+from ._solver import LineSearchSolver, hyperparameters
 from .direction import BFGSDirection, LBFGSDirection
 
 
@@ -33,17 +33,7 @@ class BFGS(LineSearchSolver):
         c1: float = 1e-4,
         c2: float = 0.9,
     ) -> None:
-        super().__init__(
-            params,
-            lr=lr,
-            max_iter=max_iter,
-            max_eval=max_eval,
-            tolerance_grad=tolerance_grad,
-            tolerance_change=tolerance_change,
-            line_search_fn=line_search_fn,
-            c1=c1,
-            c2=c2,
-        )
+        super().__init__(params, hyperparameters(locals()))
 
     def _direction(self) -> BFGSDirection:
         return BFGSDirection()
@@ -76,19 +66,9 @@ class LBFGS(LineSearchSolver):
         c1: float = 1e-4,
         c2: float = 0.9,
     ) -> None:
+        defaults = hyperparameters(locals())
         check_int("history_size", history_size)
-        super().__init__(
-            params,
-            lr=lr,
-            max_iter=max_iter,
-            max_eval=max_eval,
-            tolerance_grad=tolerance_grad,
-            tolerance_change=tolerance_change,
-            line_search_fn=line_search_fn,
-            c1=c1,
-            c2=c2,
-            history_size=history_size,
-        )
+        super().__init__(params, defaults)
 
     def _direction(self) -> LBFGSDirection:
         return LBFGSDirection(self.group["history_size"])

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from ..validation import check_choice, check_number, check_positive
 from ._closure import Closure
-from ._solver import ClosureSolver
+from ._solver import ClosureSolver, hyperparameters
 
 STEP_RULES = ("constant", "constant_length", "diminishing", "diminishing_length", "polyak")
 
@@ -34,10 +34,11 @@ class Subgradient(ClosureSolver):
     def __init__(
         self, params: Any, lr: float = 0.1, step_rule: str = "diminishing_length", f_star: float = 0.0
     ) -> None:
+        defaults = hyperparameters(locals())
         check_positive("lr", lr)
         check_choice("step_rule", step_rule, STEP_RULES)
         check_number("f_star", f_star)
-        super().__init__(params, dict(lr=lr, step_rule=step_rule, f_star=f_star))
+        super().__init__(params, defaults)
 
     @torch.no_grad()
     def step(self, closure: Closure | None = None) -> Any:  # type: ignore[override]
