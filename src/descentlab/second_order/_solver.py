@@ -143,6 +143,13 @@ class ClosureSolver(torch.optim.Optimizer):
     def _objective(self, closure: Closure) -> ClosureObjective:
         return ClosureObjective(closure, self._flat, self.solver_state)
 
+    def _objectives(
+        self, closure: Closure | None, curvature_closure: Closure | None
+    ) -> tuple[ClosureObjective, ClosureObjective]:
+        """The loss's objective, and the one curvature products are taken on (the same by default)."""
+        objective = self._objective(self._require_closure(closure))
+        return objective, objective if curvature_closure is None else self._objective(curvature_closure)
+
     # -- randomness that resumes: the generator's state lives in the solver state ------------
     def _generator(self) -> torch.Generator:
         """The solver's generator: seeded by ``group["seed"]`` at first, then restored from state."""

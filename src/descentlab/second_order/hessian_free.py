@@ -157,20 +157,15 @@ class HessianFree(ClosureSolver):
 
     @torch.no_grad()
     def step(self, closure: Closure | None = None, curvature_closure: Closure | None = None) -> Any:  # type: ignore[override]
-        closure = self._require_closure(closure)
-        objective = self._objective(closure)
-        on_batch = objective if curvature_closure is None else self._objective(curvature_closure)
+        objective, on_batch = self._objectives(closure, curvature_closure)
         losses = [self._iteration(objective, on_batch) for _ in range(self.group["max_iter"])]
         return losses[0]
 
     def _iteration(self, objective: ClosureObjective, on_batch: ClosureObjective) -> float:
         group, state = self.group, self.solver_state
         lam = state.setdefault("damping", group["damping"])
-        x = self._flat.get()
-        graph = on_batch.linearise()
-        start = (
-            Point(x, graph.value, graph.grad) if on_batch is objective else Point(x, *objective.evaluate())
-        )
+        start = objective.point(curvature=True, batch=on_batch)
+        graph, start.graph = start.graph, None
 
         # The direction: CG on (B + λI) p = −∇f, then backtracking over its iterates.
         curvature = curvature_operator(graph, group["curvature"])

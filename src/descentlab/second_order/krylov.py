@@ -80,13 +80,11 @@ class KrylovSubspaceDescent(ClosureSolver):
 
     @torch.no_grad()
     def step(self, closure: Closure | None = None, curvature_closure: Closure | None = None) -> Any:  # type: ignore[override]
-        closure = self._require_closure(closure)
         group, state = self.group, self.solver_state
-        objective = self._objective(closure)
-        on_batch = objective if curvature_closure is None else self._objective(curvature_closure)
-        x = self._flat.get()
-        graph = on_batch.linearise()
-        f, g = (graph.value, graph.grad) if on_batch is objective else objective.evaluate()
+        objective, on_batch = self._objectives(closure, curvature_closure)
+        start = objective.point(curvature=True, batch=on_batch)
+        x, f, g, graph = start.x, start.f, start.g, start.graph
+        del start
         state["n_iter"] += 1
         if g.abs().max().item() <= group["tolerance_grad"]:
             return f

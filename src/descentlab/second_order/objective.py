@@ -82,13 +82,20 @@ class ClosureObjective:
         self._count()
         return GradientGraph(call.loss, self.flat.params, outputs=call.outputs, grads=call.grads)
 
-    def point(self, curvature: bool = False) -> Point:
-        """The current parameters as an evaluated :class:`Point` (with the graph if ``curvature``)."""
+    def point(self, curvature: bool = False, batch: ClosureObjective | None = None) -> Point:
+        """The current parameters as an evaluated :class:`Point`, with the gradient's graph if ``curvature``.
+
+        With another objective as ``batch`` (a curvature mini-batch), the graph is that objective's
+        and ``f``, ``∇f`` are this one's: two closure calls.
+        """
         x = self.flat.get()
         if not curvature:
             return Point(x, *self.evaluate())
-        graph = self.linearise()
-        return Point(x, graph.value, graph.grad, graph)
+        if batch is None or batch is self:
+            graph = self.linearise()
+            return Point(x, graph.value, graph.grad, graph)
+        graph = batch.linearise()
+        return Point(x, *self.evaluate(), graph)
 
 
 class SubspaceObjective:
