@@ -41,7 +41,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad, jvp
 
-from ._flat import flatten, trainable_parameters, unflatten, unflatten_named
+from ._flat import FlatParameters, flatten, trainable_parameters, unflatten, unflatten_named
 from ._io import save_figure
 from .operators import CurvatureOperator, GradientGraph, matrix_operator, output_fisher
 from .validation import check_choice, check_int, check_number, check_positive
@@ -75,9 +75,7 @@ HVP_MODES = ("forward-over-reverse", "reverse-over-reverse")
 
 # -- a model and a loss as functions of the flat parameters --------------------------------
 def _flat_parameters(model: nn.Module) -> Tensor:
-    return flatten(
-        [p.detach() for _, p in trainable_parameters(model)], [p for _, p in trainable_parameters(model)]
-    )
+    return FlatParameters([p for _, p in trainable_parameters(model)]).get()
 
 
 def _model_output_function(model: nn.Module, inputs: Tensor) -> FlatFunction:

@@ -24,7 +24,7 @@ from torch import Tensor
 from .._flat import FlatParameters
 from ..validation import check_choice, check_int, check_number, check_positive
 from ._closure import Closure
-from .direction import SteepestDescent
+from .direction import Direction
 from .objective import ClosureObjective, LineObjective, Objective, Point
 from .search import LINE_SEARCHES, Found, Search, make_search
 
@@ -40,7 +40,7 @@ def record_search(state: State, found: Found) -> None:
 
 def descend(
     objective: Objective,
-    direction: SteepestDescent,
+    direction: Direction,
     search: Search,
     state: State,
     point: Point,
@@ -204,7 +204,7 @@ class LineSearchSolver(ClosureSolver):
         check_number("tolerance_change", defaults["tolerance_change"], low=0.0)
         super().__init__(params, defaults)
 
-    def _direction(self) -> SteepestDescent:
+    def _direction(self) -> Direction:
         """The direction, built from the group's current hyperparameters."""
         raise NotImplementedError
 

@@ -8,7 +8,6 @@ solver's ``state`` dict (so ``state_dict`` saves it) and is passed in::
     direction.reset(state)                      # forget the model (d was not a descent direction)
     t0 = direction.first_step(state, point, d, lr)
 
-* :class:`SteepestDescent` — ``d = −g``;
 * :class:`NewtonDirection` — ``(∇²f + μ I) d = −g`` by :func:`damped_newton_direction`;
 * :class:`BFGSDirection` — ``d = −Hinv g``, :class:`BFGSInverseHessian` (dense);
 * :class:`LBFGSDirection` — :func:`lbfgs_direction`, the two-loop recursion over the last m pairs;
@@ -147,13 +146,16 @@ def scipy_first_step(state: State, point: Point, d: Tensor, lr: float) -> float:
 
 
 # -- directions as solver parts ----------------------------------------------------------------
-class SteepestDescent:
-    """``d = −g``; no model, first trial step ``lr``."""
+class Direction:
+    """What a direction provides (see the module docstring); by default no model and first step ``lr``.
+
+    ``needs_curvature``: the first point of a step is evaluated with its gradient's graph.
+    """
 
     needs_curvature = False
 
     def __call__(self, objective: ClosureObjective, point: Point, state: State) -> Tensor:
-        return -point.g
+        raise NotImplementedError
 
     def update(self, state: State, s: Tensor, y: Tensor, old: Point, new: Point, d: Tensor) -> None:
         """Learn from the step ``s`` and the gradient change ``y``."""
@@ -165,7 +167,7 @@ class SteepestDescent:
         return lr
 
 
-class NewtonDirection(SteepestDescent):
+class NewtonDirection(Direction):
     """``d = −(∇²f(x) + μ I)⁻¹ g``, the Hessian formed from the gradient's graph at x (n products).
 
     ``state["damping"]``: the μ used (raised above −λ_min when the Hessian is indefinite).
@@ -183,7 +185,7 @@ class NewtonDirection(SteepestDescent):
         return d
 
 
-class BFGSDirection(SteepestDescent):
+class BFGSDirection(Direction):
     """``d = −Hinv g`` with ``state["inverse_hessian"]`` (``I`` at first) updated from each (s, y).
 
     ``first_step``: SciPy's rule (:func:`scipy_first_step`), or ``lr`` with ``scipy_step=False``.
@@ -214,7 +216,7 @@ class BFGSDirection(SteepestDescent):
         return scipy_first_step(state, point, d, lr) if self.scipy_step else lr
 
 
-class LBFGSDirection(SteepestDescent):
+class LBFGSDirection(Direction):
     """The two-loop recursion over ``state["old_stps"]`` (s's) and ``state["old_dirs"]`` (y's), torch's keys.
 
     Keeps the last ``history_size`` pairs, skipping those with ``yᵀs ≤ 10⁻¹⁰``; the first step of a
@@ -251,7 +253,7 @@ class LBFGSDirection(SteepestDescent):
         return lr * min(1.0, 1.0 / torch.linalg.vector_norm(point.g).item())
 
 
-class ConjugateDirection(SteepestDescent):
+class ConjugateDirection(Direction):
     """Nonlinear CG: ``d = −g + β d_prev``, restarting with ``d = −g`` (Powell 1977).
 
     Restarts when there is no previous pair, every ``period`` iterations, and when consecutive
