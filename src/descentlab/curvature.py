@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -294,12 +294,26 @@ def condition_number(
 PROBES = ("rademacher", "gaussian")
 
 
-def _probe(op: CurvatureOperator, distribution: str, generator: torch.Generator | None) -> Tensor:
-    if distribution == "rademacher":
-        z = torch.randint(0, 2, (op.size,), generator=generator).to(op.dtype) * 2 - 1
-    else:
-        z = torch.randn(op.size, dtype=op.dtype, generator=generator)
-    return z.to(op.device)
+def _probed(
+    op: CurvatureOperator, num_samples: int, distribution: str, generator: torch.Generator | None
+) -> Iterator[tuple[Tensor, Tensor]]:
+    """``(z, A z)`` for ``num_samples`` random probes with ``E[z zᵀ] = I`` (Rademacher ±1 or Gaussian).
+
+    The arguments are checked at the call, before any probe is drawn.
+    """
+    check_int("num_samples", num_samples)
+    check_choice("distribution", distribution, PROBES)
+
+    def probes() -> Iterator[tuple[Tensor, Tensor]]:
+        for _ in range(num_samples):
+            if distribution == "rademacher":
+                z = torch.randint(0, 2, (op.size,), generator=generator).to(op.dtype) * 2 - 1
+            else:
+                z = torch.randn(op.size, dtype=op.dtype, generator=generator)
+            z = z.to(op.device)
+            yield z, op.matvec(z)
+
+    return probes()
 
 
 def hutchinson_trace(
@@ -310,12 +324,9 @@ def hutchinson_trace(
     generator: torch.Generator | None = None,
 ) -> float:
     """Hutchinson (1989): ``tr(A) = E[zᵀ A z]`` for probes with ``E[z zᵀ] = I``; averaged over samples."""
-    check_int("num_samples", num_samples)
-    check_choice("distribution", distribution, PROBES)
     total = 0.0
-    for _ in range(num_samples):
-        z = _probe(op, distribution, generator)
-        total += torch.dot(z, op.matvec(z)).item()
+    for z, az in _probed(op, num_samples, distribution, generator):
+        total += torch.dot(z, az).item()
     return total / num_samples
 
 
@@ -327,13 +338,11 @@ def diagonal_estimate(
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """Bekas, Kokiopoulou & Saad (2007): ``diag(A) ≈ (Σ_s z_s ⊙ A z_s) ⊘ (Σ_s z_s ⊙ z_s)``."""
-    check_int("num_samples", num_samples)
-    check_choice("distribution", distribution, PROBES)
+    probed = _probed(op, num_samples, distribution, generator)
     numerator = torch.zeros(op.size, dtype=op.dtype, device=op.device)
     denominator = torch.zeros_like(numerator)
-    for _ in range(num_samples):
-        z = _probe(op, distribution, generator)
-        numerator += z * op.matvec(z)
+    for z, az in probed:
+        numerator += z * az
         denominator += z * z
     return numerator / denominator
 
