@@ -3,7 +3,11 @@
 (a) Rosenbrock in 2 and 100 dimensions: iterations, closure (function+gradient) evaluations, wall
     time and final value for each solver, next to ``scipy.optimize.minimize`` with the same method
     and gradient tolerance (‖g‖_∞ ≤ 1e-5).
-(b) Martens (2010)'s Hessian-free headline, scaled down: a deep (6 Linear layers) autoencoder on
+(b) What the closure mechanism costs: one closure call as the solvers make it — plain, under the
+    thread-local mode that detects the closure's style, and with the differentiable gradient
+    curvature solvers need — against the bare call (``loss.backward()``, resp.
+    ``loss.backward(create_graph=True)``), on Rosenbrock-100 and on the autoencoder of (c).
+(c) Martens (2010)'s Hessian-free headline, scaled down: a deep (6 Linear layers) autoencoder on
     ``sklearn.datasets.load_digits`` trained by Hessian-free (Gauss–Newton, default
     hyperparameters), Adam (learning rate tuned on a grid) and K-FAC (learning rate tuned on the
     same-size grid), each for the same wall-time budget. Training loss against wall time and
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +34,7 @@ from torch import nn
 
 from descentlab import second_order as so
 from descentlab._io import save_figure
+from descentlab.second_order._closure import call_closure
 
 GTOL = 1e-5
 
@@ -121,7 +127,70 @@ def print_table(title: str, rows: list[dict]) -> None:
         )
 
 
-# -- (b) deep autoencoder on digits -------------------------------------------------------
+# -- (b) the closure mechanism's overhead ----------------------------------------------------
+def _per_call(fn, repeats: int) -> float:
+    for _ in range(max(3, repeats // 10)):
+        fn()
+    begin = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - begin) / repeats
+
+
+def _overhead_row(params: list[torch.Tensor], loss_fn, repeats: int, rounds: int) -> dict[str, float]:
+    def torch_style(create_graph=False):
+        for q in params:
+            q.grad = None
+        loss = loss_fn()
+        loss.backward(create_graph=create_graph)
+        return loss
+
+    def bare_graph():  # what the solvers did before (under a patched Tensor.backward)
+        torch_style(create_graph=True)
+        for q in params:
+            q.grad = q.grad.detach()
+
+    timings = {
+        "bare": torch_style,
+        "detect": lambda: call_closure(torch_style, params),
+        "bare+graph": bare_graph,
+        "capture": lambda: call_closure(torch_style, params, create_graph=True),
+        "returns loss": lambda: call_closure(loss_fn, params, create_graph=True),
+    }
+    samples: dict[str, list[float]] = {key: [] for key in timings}
+    with warnings.catch_warnings():  # bare+graph: torch warns about .grad with create_graph=True
+        warnings.simplefilter("ignore", UserWarning)
+        for _ in range(rounds):  # interleaved, so that a busy machine slows every variant alike
+            for key, fn in timings.items():
+                samples[key].append(_per_call(fn, repeats))
+    return {key: float(np.median(values)) * 1e6 for key, values in samples.items()}
+
+
+def closure_overhead_table(rounds: int = 9) -> None:
+    """Microseconds per closure call, median of ``rounds`` rounds."""
+    p = nn.Parameter(torch.tensor(start_point(100), dtype=torch.float64))
+    model = autoencoder(0)
+    data = torch.rand(1797, 64, generator=torch.Generator().manual_seed(0))
+    rows = {
+        "Rosenbrock 100-D": _overhead_row([p], lambda: rosenbrock(p), 500, rounds),
+        "autoencoder, 1797 × 64": _overhead_row(
+            list(model.parameters()), lambda: nn.functional.mse_loss(model(data), data), 20, rounds
+        ),
+    }
+    print(
+        f"\nClosure call, µs (median of {rounds} rounds). bare: the closure itself; detect: under the mode "
+        "that finds its style (first call of a step); bare+graph: backward(create_graph=True); capture: "
+        "the curvature solvers' call; returns loss: a closure without backward, differentiated by the solver"
+    )
+    print(f"{'':24s} {'bare':>9s} {'detect':>9s} {'bare+graph':>11s} {'capture':>9s} {'returns loss':>13s}")
+    for name, m in rows.items():
+        print(
+            f"{name:24s} {m['bare']:9.1f} {m['detect']:9.1f} {m['bare+graph']:11.1f} "
+            f"{m['capture']:9.1f} {m['returns loss']:13.1f}"
+        )
+
+
+# -- (c) deep autoencoder on digits -------------------------------------------------------
 def digits() -> torch.Tensor:
     from sklearn.datasets import load_digits
 
@@ -264,6 +333,8 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=20.0, help="seconds of training per autoencoder run")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--skip-rosenbrock", action="store_true")
+    parser.add_argument("--skip-overhead", action="store_true", help="skip the closure-overhead table")
+    parser.add_argument("--skip-autoencoder", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if not args.skip_rosenbrock:
@@ -273,7 +344,10 @@ def main() -> None:
                 f"stop at ‖g‖∞ ≤ {GTOL:g}",
                 rosenbrock_table(n),
             )
-    autoencoder_benchmark(args.budget, args.out)
+    if not args.skip_overhead:
+        closure_overhead_table()
+    if not args.skip_autoencoder:
+        autoencoder_benchmark(args.budget, args.out)
 
 
 if __name__ == "__main__":

@@ -285,7 +285,8 @@ def closure_with_outputs(opt, model, x, y, loss_fn=nn.functional.mse_loss):
 
 
 def test_closure_graph_ggn_is_jt_hl_j():
-    from descentlab.second_order._closure import ClosureGraph
+    from descentlab._flat import FlatParameters
+    from descentlab.second_order.objective import ClosureObjective
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 2)).double()
@@ -303,9 +304,12 @@ def test_closure_graph_ggn_is_jt_hl_j():
         j.T @ (2 * torch.eye(j.shape[0], dtype=torch.float64) / j.shape[0]) @ j
     )  # mse: H_L = 2I/(N·out)
     opt = so.HessianFree(params)
-    graph = ClosureGraph(closure_with_outputs(opt, model, x, y), params)
+    objective = ClosureObjective(
+        closure_with_outputs(opt, model, x, y), FlatParameters(params), opt.solver_state
+    )
+    graph = objective.linearise()
     v = torch.randn(flat.numel(), dtype=torch.float64)
-    torch.testing.assert_close(graph.ggn(v), expected @ v)
+    torch.testing.assert_close(graph.gauss_newton(v), expected @ v)
 
 
 def test_hessian_free_solves_linear_least_squares():

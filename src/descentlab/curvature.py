@@ -1,13 +1,15 @@
 """Curvature of a loss: Hessian-, Gauss–Newton- and Fisher-vector products and the Hessian's spectrum.
 
-Everything is built on ``torch.func`` and double backward; nothing here differentiates by hand.
 Parameters are handled as one flat vector ``x`` (:func:`flat_loss` turns a model and a loss into
-``f(x)``), so that products, CG and Lanczos all speak the same language.
+``f(x)``), so that products, CG and Lanczos all speak the same language. The products themselves
+are written once, in :mod:`descentlab.operators` (:class:`~descentlab.operators.GradientGraph`);
+the functions here are thin conveniences over it for a model and a loss, and the solvers of
+:mod:`descentlab.second_order` and :mod:`descentlab.scipy` use the same implementation.
 
 Products (``v`` flat, same size as ``x``):
 
-* :func:`hvp` — ``H v = ∇²f(x) v`` by reverse-over-reverse (``vjp`` of ``grad``) or
-  forward-over-reverse (``jvp`` of ``grad``, usually cheaper);
+* :func:`hvp` — ``H v = ∇²f(x) v`` by reverse-over-reverse (double backward) or
+  forward-over-reverse (``jvp`` of ``torch.func.grad``, usually cheaper);
 * :func:`hvp_double_backward` — the same from a loss tensor that still has its graph;
 * :func:`ggn_vector_product` — ``G v = Jᵀ H_L J v`` for a network ``z = m(x)`` composed with a loss
   ``L(z)`` (Schraudolph 2002; Martens 2010): ``J`` is the network's Jacobian, ``H_L`` the loss's
@@ -32,14 +34,17 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call, grad, jvp, vjp
+from torch.func import functional_call, grad, jvp
 
+from ._flat import FlatParameters, flatten, trainable_parameters, unflatten, unflatten_named
 from ._io import save_figure
+from .operators import CurvatureOperator, GradientGraph, matrix_operator, output_fisher
+from .validation import check_choice, check_int, check_number, check_positive
 
 __all__ = [
     "CurvatureOperator",
@@ -65,22 +70,16 @@ __all__ = [
 ]
 
 FlatFunction = Callable[[Tensor], Tensor]
+HVP_MODES = ("forward-over-reverse", "reverse-over-reverse")
 
 
-# -- flat parameters ---------------------------------------------------------------------
-def _unflatten(model: nn.Module, x: Tensor) -> dict[str, Tensor]:
-    """Split a flat vector into tensors shaped like ``model``'s parameters (differentiably)."""
-    named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
-    pieces = torch.split(x, [p.numel() for _, p in named])
-    return {name: piece.view_as(p) for (name, p), piece in zip(named, pieces)}
-
-
+# -- a model and a loss as functions of the flat parameters --------------------------------
 def _flat_parameters(model: nn.Module) -> Tensor:
-    return torch.cat([p.detach().reshape(-1) for p in model.parameters() if p.requires_grad])
+    return FlatParameters([p for _, p in trainable_parameters(model)]).get()
 
 
 def _model_output_function(model: nn.Module, inputs: Tensor) -> FlatFunction:
-    return lambda x: functional_call(model, _unflatten(model, x), (inputs,))
+    return lambda x: functional_call(model, unflatten_named(model, x), (inputs,))
 
 
 def flat_loss(
@@ -91,33 +90,41 @@ def flat_loss(
     return (lambda x: loss_fn(output(x), targets)), _flat_parameters(model)
 
 
-# -- products ----------------------------------------------------------------------------
+def _model_graph(model, loss_fn, inputs, targets, x: Tensor | None) -> GradientGraph:
+    """The outputs (and the loss, if ``loss_fn``) of ``model`` at flat parameters ``x``, graph kept."""
+    x = _flat_parameters(model) if x is None else x
+    loss = None if loss_fn is None else (lambda z: loss_fn(z, targets))
+    return GradientGraph.of_outputs(_model_output_function(model, inputs), x, loss)
+
+
+# -- products (thin over descentlab.operators.GradientGraph) --------------------------------
 def hvp(f: FlatFunction, x: Tensor, v: Tensor, *, mode: str = "reverse-over-reverse") -> Tensor:
     """Hessian-vector product ``∇²f(x) v``.
 
-    ``mode="reverse-over-reverse"`` (default): ``vjp`` of ``∇f`` at ``x`` with cotangent ``v``
-    (valid since H is symmetric). ``mode="forward-over-reverse"``: ``jvp`` of ``∇f`` at ``x`` with
-    tangent ``v`` — usually cheaper, but some torch losses lack forward-over-reverse support
-    (in torch 2.13 ``F.mse_loss`` with a constant target raises "ZeroTensors are immutable").
+    ``mode="reverse-over-reverse"`` (default): double backward, ``∇(∇f(x)ᵀ v)``
+    (:meth:`GradientGraph.hvp <descentlab.operators.GradientGraph.hvp>`).
+    ``mode="forward-over-reverse"``: ``jvp`` of ``torch.func.grad(f)`` with tangent ``v`` — usually
+    cheaper, but some torch losses lack forward-over-reverse support (in torch 2.13 ``F.mse_loss``
+    with a constant target raises "ZeroTensors are immutable").
     """
+    check_choice("mode", mode, HVP_MODES)
     if mode == "forward-over-reverse":
         return jvp(grad(f), (x,), (v,))[1]
-    if mode == "reverse-over-reverse":
-        _, pullback = vjp(grad(f), x)
-        return pullback(v)[0]
-    raise ValueError(f"mode must be 'forward-over-reverse' or 'reverse-over-reverse', got {mode!r}")
+    return GradientGraph.of_function(f, x).hvp(v)
 
 
 def hvp_double_backward(loss: Tensor, params: list[Tensor], v: list[Tensor]) -> list[Tensor]:
-    """``H v`` by double backward: ``∇(∇L · v)`` — the loss must still hold its graph."""
-    grads = torch.autograd.grad(loss, params, create_graph=True)
-    dot = sum((g * vi).sum() for g, vi in zip(grads, v))
-    return list(torch.autograd.grad(dot, params, retain_graph=True))
+    """``H v`` by double backward, ``∇(∇L · v)``, from a loss that still holds its graph.
+
+    ``v`` and the result are shaped like ``params``.
+    """
+    product = GradientGraph(loss, params).hvp(flatten(v, params))
+    return unflatten(product, params)
 
 
 def hessian(f: FlatFunction, x: Tensor) -> Tensor:
-    """The full ``n × n`` Hessian (``torch.func.hessian``) — for small models only: n² entries."""
-    return torch.func.hessian(f)(x)
+    """The full ``n × n`` Hessian of ``f`` at a flat ``x`` — for small models only: n² entries."""
+    return GradientGraph.of_function(f, x).hessian_matrix()
 
 
 def ggn_vector_product(
@@ -128,18 +135,12 @@ def ggn_vector_product(
     v: Tensor,
     x: Tensor | None = None,
 ) -> Tensor:
-    """Generalised Gauss–Newton product ``G v = Jᵀ (H_L (J v))`` at parameters ``x``.
+    """Generalised Gauss–Newton product ``G v = Jᵀ (H_L (J v))`` at parameters ``x`` (default: the model's).
 
-    ``J v`` by forward mode (``jvp``), ``H_L u`` by reverse-over-reverse on ``L(·, targets)`` in the
-    outputs, ``Jᵀ w`` by reverse mode (``vjp``): no matrix is formed.
+    ``J`` is the network's Jacobian, ``H_L`` the loss's Hessian in the outputs; no matrix is formed
+    (:meth:`GradientGraph.gauss_newton <descentlab.operators.GradientGraph.gauss_newton>`).
     """
-    x = _flat_parameters(model) if x is None else x
-    output = _model_output_function(model, inputs)
-    z, jv = jvp(output, (x,), (v,))
-    _, loss_hvp = vjp(grad(lambda out: loss_fn(out, targets)), z.detach())
-    h_jv = loss_hvp(jv)[0]
-    _, pullback = vjp(output, x)
-    return pullback(h_jv)[0]
+    return _model_graph(model, loss_fn, inputs, targets, x).gauss_newton(v)
 
 
 def fisher_vector_product(
@@ -151,74 +152,40 @@ def fisher_vector_product(
     ``likelihood="gaussian"``: outputs are means of a unit-variance Gaussian, ``F_z = I``.
     ``N`` is the number of rows of ``inputs``.
     """
-    if likelihood not in ("categorical", "gaussian"):
-        raise ValueError(f"likelihood must be 'categorical' or 'gaussian', got {likelihood!r}")
-    x = _flat_parameters(model) if x is None else x
-    output = _model_output_function(model, inputs)
-    z, jv = jvp(output, (x,), (v,))
-    if likelihood == "categorical":
-        p = torch.softmax(z.detach(), dim=-1)
-        fz_jv = p * jv - p * (p * jv).sum(dim=-1, keepdim=True)
-    else:
-        fz_jv = jv
-    _, pullback = vjp(output, x)
-    return pullback(fz_jv / inputs.shape[0])[0]
+    check_choice("likelihood", likelihood, ("categorical", "gaussian"))
+    graph = _model_graph(model, None, inputs, None, x)
+    return graph.gauss_newton(v, output_fisher(graph.outputs, likelihood, inputs.shape[0]))
 
 
 # -- operators ---------------------------------------------------------------------------
-@dataclass
-class CurvatureOperator:
-    """A symmetric ``n × n`` matrix known only through ``matvec`` (flat vectors of ``dtype``/``device``)."""
-
-    matvec: Callable[[Tensor], Tensor]
-    size: int
-    dtype: torch.dtype = torch.float32
-    device: torch.device | str = "cpu"
-
-    def dense(self) -> Tensor:
-        """Form the matrix column by column (n products) — for tests and tiny models."""
-        eye = torch.eye(self.size, dtype=self.dtype, device=self.device)
-        return torch.stack([self.matvec(e) for e in eye], dim=1)
-
-
 def hessian_operator(
     model, loss_fn, inputs, targets, *, mode: str = "reverse-over-reverse"
 ) -> CurvatureOperator:
-    """The Hessian of ``loss_fn(model(inputs), targets)`` at the model's current parameters."""
+    """The Hessian of ``loss_fn(model(inputs), targets)`` at the model's current parameters.
+
+    Reverse-over-reverse keeps one gradient graph for all products; forward-over-reverse
+    re-linearises per product (``torch.func``).
+    """
+    check_choice("mode", mode, HVP_MODES)
     f, x0 = flat_loss(model, loss_fn, inputs, targets)
-    return CurvatureOperator(lambda v: hvp(f, x0, v, mode=mode), x0.numel(), x0.dtype, x0.device)
+    if mode == "forward-over-reverse":
+        return CurvatureOperator(lambda v: hvp(f, x0, v, mode=mode), x0.numel(), x0.dtype, x0.device)
+    return GradientGraph.of_function(f, x0).hessian_operator()
 
 
 def ggn_operator(model, loss_fn, inputs, targets) -> CurvatureOperator:
     """The generalised Gauss–Newton matrix at the model's current parameters."""
-    x0 = _flat_parameters(model)
-    return CurvatureOperator(
-        lambda v: ggn_vector_product(model, loss_fn, inputs, targets, v, x0), x0.numel(), x0.dtype, x0.device
-    )
+    return _model_graph(model, loss_fn, inputs, targets, None).gauss_newton_operator()
 
 
 def fisher_operator(model, inputs, *, likelihood: str = "categorical") -> CurvatureOperator:
     """The Fisher information matrix of the model's predictive distribution."""
-    x0 = _flat_parameters(model)
-    return CurvatureOperator(
-        lambda v: fisher_vector_product(model, inputs, v, likelihood=likelihood, x=x0),
-        x0.numel(),
-        x0.dtype,
-        x0.device,
-    )
-
-
-def matrix_operator(matrix: Tensor) -> CurvatureOperator:
-    """Wrap an explicit symmetric matrix."""
-    return CurvatureOperator(lambda v: matrix @ v, matrix.shape[0], matrix.dtype, matrix.device)
+    check_choice("likelihood", likelihood, ("categorical", "gaussian"))
+    graph = _model_graph(model, None, inputs, None, None)
+    return graph.gauss_newton_operator(output_fisher(graph.outputs, likelihood, inputs.shape[0]))
 
 
 # -- Lanczos -----------------------------------------------------------------------------
-def _check_count(name: str, value: int, low: int = 1) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ValueError(f"{name} must be an integer in [{low}, inf), got {value!r}")
-
-
 def _random_unit(op: CurvatureOperator, generator: torch.Generator | None) -> Tensor:
     v = torch.randn(op.size, dtype=op.dtype, generator=generator).to(op.device)
     return v / torch.linalg.vector_norm(v)
@@ -244,7 +211,7 @@ def lanczos(
     ``T`` ``m × m`` and ``Q`` ``n × m``; the eigenvalues of ``T`` (Ritz values) approximate the
     extreme eigenvalues of ``A`` first and equal all of them when ``m = n``.
     """
-    _check_count("num_steps", num_steps)
+    check_int("num_steps", num_steps)
     num_steps = min(num_steps, op.size)
     q = _random_unit(op, generator) if start is None else start / torch.linalg.vector_norm(start)
     basis, alphas, betas = [q], [], []
@@ -286,11 +253,10 @@ def top_eigenpairs(
     eigenvalues θ of ``T = U Θ Uᵀ``, eigenvectors ``Q U``. Returns ``(values [k], vectors [n, k])``,
     values sorted from the most extreme inward.
     """
-    _check_count("k", k)
-    if k > op.size:
-        raise ValueError(f"k must be in [1, {op.size}] (the operator's size), got {k}")
-    if which not in ("largest", "smallest"):
-        raise ValueError(f"which must be 'largest' or 'smallest', got {which!r}")
+    check_int("k", k, high=op.size)
+    check_choice("which", which, ("largest", "smallest"))
+    if num_steps is not None:
+        check_int("num_steps", num_steps)
     steps = min(op.size, max(2 * k + 20, 40)) if num_steps is None else num_steps
     t, q = lanczos(op, steps, generator=generator)
     theta, u = torch.linalg.eigh(t)
@@ -315,7 +281,7 @@ def condition_number(
     otherwise an estimate (for a positive-definite matrix it is λ_min, still extreme). ``inf`` if
     the matrix is (numerically) singular.
     """
-    steps = min(op.size, 200) if num_steps is None else num_steps
+    steps = min(op.size, 200) if num_steps is None else check_int("num_steps", num_steps)
     t, _ = lanczos(op, steps, generator=generator)
     sigma = torch.linalg.eigvalsh(t).abs()
     sigma_min, sigma_max = sigma.min().item(), sigma.max().item()
@@ -325,14 +291,29 @@ def condition_number(
 
 
 # -- stochastic estimates ----------------------------------------------------------------
-def _probe(op: CurvatureOperator, distribution: str, generator: torch.Generator | None) -> Tensor:
-    if distribution == "rademacher":
-        z = torch.randint(0, 2, (op.size,), generator=generator).to(op.dtype) * 2 - 1
-    elif distribution == "gaussian":
-        z = torch.randn(op.size, dtype=op.dtype, generator=generator)
-    else:
-        raise ValueError(f"distribution must be 'rademacher' or 'gaussian', got {distribution!r}")
-    return z.to(op.device)
+PROBES = ("rademacher", "gaussian")
+
+
+def _probed(
+    op: CurvatureOperator, num_samples: int, distribution: str, generator: torch.Generator | None
+) -> Iterator[tuple[Tensor, Tensor]]:
+    """``(z, A z)`` for ``num_samples`` random probes with ``E[z zᵀ] = I`` (Rademacher ±1 or Gaussian).
+
+    The arguments are checked at the call, before any probe is drawn.
+    """
+    check_int("num_samples", num_samples)
+    check_choice("distribution", distribution, PROBES)
+
+    def probes() -> Iterator[tuple[Tensor, Tensor]]:
+        for _ in range(num_samples):
+            if distribution == "rademacher":
+                z = torch.randint(0, 2, (op.size,), generator=generator).to(op.dtype) * 2 - 1
+            else:
+                z = torch.randn(op.size, dtype=op.dtype, generator=generator)
+            z = z.to(op.device)
+            yield z, op.matvec(z)
+
+    return probes()
 
 
 def hutchinson_trace(
@@ -343,11 +324,9 @@ def hutchinson_trace(
     generator: torch.Generator | None = None,
 ) -> float:
     """Hutchinson (1989): ``tr(A) = E[zᵀ A z]`` for probes with ``E[z zᵀ] = I``; averaged over samples."""
-    _check_count("num_samples", num_samples)
     total = 0.0
-    for _ in range(num_samples):
-        z = _probe(op, distribution, generator)
-        total += torch.dot(z, op.matvec(z)).item()
+    for z, az in _probed(op, num_samples, distribution, generator):
+        total += torch.dot(z, az).item()
     return total / num_samples
 
 
@@ -359,12 +338,11 @@ def diagonal_estimate(
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """Bekas, Kokiopoulou & Saad (2007): ``diag(A) ≈ (Σ_s z_s ⊙ A z_s) ⊘ (Σ_s z_s ⊙ z_s)``."""
-    _check_count("num_samples", num_samples)
+    probed = _probed(op, num_samples, distribution, generator)
     numerator = torch.zeros(op.size, dtype=op.dtype, device=op.device)
     denominator = torch.zeros_like(numerator)
-    for _ in range(num_samples):
-        z = _probe(op, distribution, generator)
-        numerator += z * op.matvec(z)
+    for z, az in probed:
+        numerator += z * az
         denominator += z * z
     return numerator / denominator
 
@@ -398,9 +376,12 @@ def spectral_density(
     of width σ centred at ``t`` this estimates the smoothed density
     ``φ_σ(t) = (1/n) Σ_i N(t; λ_i, σ²)``; the estimate is averaged over the probes.
     """
-    _check_count("num_probes", num_probes)
-    _check_count("num_steps", num_steps)
-    _check_count("grid_points", grid_points, low=2)
+    check_int("num_probes", num_probes)
+    check_int("num_steps", num_steps)
+    check_int("grid_points", grid_points, low=2)
+    if sigma is not None:
+        check_positive("sigma", sigma)
+    check_number("margin", margin, low=0.0)
     nodes, weights = [], []
     for _ in range(num_probes):
         t, _ = lanczos(op, num_steps, generator=generator)
@@ -417,8 +398,6 @@ def spectral_density(
     spread = max(hi - lo, 1e-12 * max(1.0, abs(hi)))
     if sigma is None:
         sigma = spread / 100
-    if not sigma > 0:
-        raise ValueError(f"sigma must be in (0, inf), got {sigma!r}")
     grid = torch.linspace(
         lo - margin * spread - 3 * sigma, hi + margin * spread + 3 * sigma, grid_points, dtype=nodes_t.dtype
     )

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from .validation import check_int, check_number, check_positive
+
 __all__ = ["cg", "CGResult"]
 
 Matvec = Callable[[Tensor], Tensor]
@@ -49,13 +51,6 @@ class CGResult:
     curvature_direction: Tensor | None = None
     iterates: list[tuple[int, Tensor]] = field(default_factory=list)
     quadratic_values: list[float] = field(default_factory=list)
-
-
-def _check_positive(name: str, value: float, allow_zero: bool = True) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < 0 or (value == 0 and not allow_zero):
-        interval = "[0, inf)" if allow_zero else "(0, inf)"
-        raise ValueError(f"{name} must be a finite number in {interval}, got {value!r}")
 
 
 def cg(
@@ -100,14 +95,11 @@ def cg(
         save_iterates: predicate on the iteration number; matching iterates are kept in
             ``CGResult.iterates`` (Hessian-free backtracks over them).
     """
-    _check_positive("tol", tol)
-    _check_positive("atol", atol)
-    if max_iter is None:
-        max_iter = b.numel()
-    if not isinstance(max_iter, int) or max_iter < 0:
-        raise ValueError(f"max_iter must be an integer in [0, inf), got {max_iter!r}")
+    check_number("tol", tol, low=0.0)
+    check_number("atol", atol, low=0.0)
+    max_iter = b.numel() if max_iter is None else check_int("max_iter", max_iter, low=0)
     if progress_tol is not None:
-        _check_positive("progress_tol", progress_tol, allow_zero=False)
+        check_positive("progress_tol", progress_tol)
     if isinstance(preconditioner, Tensor):
         diagonal = preconditioner
         if (diagonal <= 0).any():

@@ -21,6 +21,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .validation import check_int, check_number, check_positive
+
 __all__ = ["LineSearchResult", "backtracking_armijo", "strong_wolfe"]
 
 Phi = Callable[[float], tuple[float, float]]
@@ -59,11 +61,11 @@ class _CountingPhi:
         return LineSearchResult(t, f, g, self.evaluations, False)
 
 
-def _check_search_args(g0: float, c1: float, c2: float | None = None) -> None:
-    if not 0 < c1 < 1:
-        raise ValueError(f"c1 must be in (0, 1), got {c1!r}")
-    if c2 is not None and not c1 < c2 < 1:
-        raise ValueError(f"c2 must be in (c1, 1) = ({c1}, 1), got {c2!r}")
+def _check_search_args(g0: float, t0: float, c1: float, c2: float | None = None) -> None:
+    check_number("c1", c1, low=0.0, high=1.0, low_open=True, high_open=True)
+    if c2 is not None:
+        check_number("c2", c2, low=c1, high=1.0, low_open=True, high_open=True)
+    check_positive("t0", t0)
     if not g0 < 0:
         raise ValueError(f"the search direction must be a descent direction: φ'(0) < 0, got {g0!r}")
 
@@ -82,11 +84,9 @@ def backtracking_armijo(
 
     Non-finite values count as failures of the condition, so the search backs off from NaN/inf.
     """
-    _check_search_args(g0, c1)
-    if not 0 < shrink < 1:
-        raise ValueError(f"shrink must be in (0, 1), got {shrink!r}")
-    if not t0 > 0:
-        raise ValueError(f"t0 must be in (0, inf), got {t0!r}")
+    _check_search_args(g0, t0, c1)
+    check_number("shrink", shrink, low=0.0, high=1.0, low_open=True, high_open=True)
+    check_int("max_iter", max_iter)
     counted = _CountingPhi(phi, f0, g0)
     t = t0
     for _ in range(max_iter):
@@ -114,9 +114,11 @@ def strong_wolfe(
     Bracketing phase (N&W Alg. 3.5): ``t_{i+1} = 2 t_i`` until the sufficient-decrease condition
     fails, φ stops decreasing, or φ' turns non-negative; then :func:`_zoom` (N&W Alg. 3.6).
     """
-    _check_search_args(g0, c1, c2)
-    if not t0 > 0:
-        raise ValueError(f"t0 must be in (0, inf), got {t0!r}")
+    _check_search_args(g0, t0, c1, c2)
+    check_int("max_iter", max_iter)
+    check_int("max_zoom", max_zoom)
+    if t_max is not None:
+        check_positive("t_max", t_max)
     counted = _CountingPhi(phi, f0, g0)
     t_prev, f_prev, g_prev = 0.0, f0, g0
     t = t0 if t_max is None else min(t0, t_max)

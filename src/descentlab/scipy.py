@@ -8,6 +8,9 @@ methods and more; this bridge only supplies what they need from autograd:
   (Newton-CG, trust-ncg, trust-krylov, trust-constr);
 * ``hess(x)``: the full Hessian (n Hessian-vector products) for dogleg and trust-exact.
 
+Flattening is :mod:`descentlab._flat`'s and the products are :mod:`descentlab.operators`' — the
+same code the second-order solvers and :mod:`descentlab.curvature` use.
+
 The solution is written back into the model.
 
 Example::
@@ -29,10 +32,18 @@ import scipy.optimize
 import torch
 from torch import Tensor, nn
 
+from ._flat import FlatParameters, flatten
+from .operators import GradientGraph
+from .validation import check_callable
+
 __all__ = ["minimize", "HESSP_METHODS", "HESS_METHODS"]
 
 HESSP_METHODS = ("newton-cg", "trust-ncg", "trust-krylov", "trust-constr")
 HESS_METHODS = ("dogleg", "trust-exact")
+
+
+def _numpy(x: Tensor) -> np.ndarray:
+    return x.detach().cpu().double().numpy()
 
 
 class _FlatProblem:
@@ -41,52 +52,41 @@ class _FlatProblem:
     def __init__(self, model: nn.Module, loss_fn: Callable[[nn.Module], Tensor]) -> None:
         self.model = model
         self.loss_fn = loss_fn
-        self.params = [p for p in model.parameters() if p.requires_grad]
-        if not self.params:
+        params = [p for p in model.parameters() if p.requires_grad]
+        if not params:
             raise ValueError("model has no trainable parameters (requires_grad=True)")
-        self.numels = [p.numel() for p in self.params]
+        self.flat = FlatParameters(params)
 
     def get(self) -> np.ndarray:
-        return torch.cat([p.detach().reshape(-1) for p in self.params]).cpu().double().numpy()
+        return _numpy(self.flat.get())
 
-    @torch.no_grad()
     def set(self, x: np.ndarray) -> None:
-        flat = torch.from_numpy(np.asarray(x, dtype=np.float64))
-        for p, piece in zip(self.params, torch.split(flat, self.numels)):
-            p.copy_(piece.view_as(p).to(dtype=p.dtype, device=p.device))
+        self.flat.set(torch.from_numpy(np.asarray(x, dtype=np.float64)))
 
-    def _flatten(self, tensors) -> np.ndarray:
-        parts = [torch.zeros_like(p) if t is None else t for t, p in zip(tensors, self.params)]
-        return torch.cat([t.detach().reshape(-1) for t in parts]).cpu().double().numpy()
+    def _vector(self, v: np.ndarray) -> Tensor:
+        return torch.from_numpy(np.asarray(v, dtype=np.float64)).to(
+            dtype=self.flat.dtype, device=self.flat.device
+        )
 
     def fun_and_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         self.set(x)
         with torch.enable_grad():
             loss = self.loss_fn(self.model)
-            grads = torch.autograd.grad(loss, self.params, allow_unused=True)
-        return float(loss.detach()), self._flatten(grads)
+            grads = torch.autograd.grad(loss, self.flat.params, allow_unused=True)
+        return float(loss.detach()), _numpy(flatten(grads, self.flat.params))
+
+    def _graph(self, x: np.ndarray) -> GradientGraph:
+        self.set(x)
+        with torch.enable_grad():
+            return GradientGraph(self.loss_fn(self.model), self.flat.params)
 
     def hessp(self, x: np.ndarray, v: np.ndarray) -> np.ndarray:
-        """``∇²f(x) v = ∇(∇f(x) · v)`` by double backward."""
-        self.set(x)
-        pieces = torch.split(torch.from_numpy(np.asarray(v, dtype=np.float64)), self.numels)
-        with torch.enable_grad():
-            loss = self.loss_fn(self.model)
-            grads = torch.autograd.grad(loss, self.params, create_graph=True, allow_unused=True)
-            dot = sum(
-                (g * piece.view_as(p).to(g)).sum()
-                for g, piece, p in zip(grads, pieces, self.params)
-                if g is not None
-            )
-            if not isinstance(dot, Tensor) or not dot.requires_grad:
-                return np.zeros_like(v, dtype=np.float64)
-            products = torch.autograd.grad(dot, self.params, allow_unused=True)
-        return self._flatten(products)
+        """``∇²f(x) v`` (:meth:`descentlab.operators.GradientGraph.hvp`)."""
+        return _numpy(self._graph(x).hvp(self._vector(v)))
 
     def hess(self, x: np.ndarray) -> np.ndarray:
-        eye = np.eye(x.size)
-        hessian = np.stack([self.hessp(x, e) for e in eye])
-        return 0.5 * (hessian + hessian.T)
+        """The dense Hessian (:meth:`descentlab.operators.GradientGraph.hessian_matrix`)."""
+        return _numpy(self._graph(x).hessian_matrix())
 
 
 def minimize(
@@ -110,6 +110,9 @@ def minimize(
     Returns:
         SciPy's ``OptimizeResult`` (``x`` is the float64 solution vector).
     """
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be an nn.Module, got {type(model).__name__}")
+    check_callable("loss_fn", loss_fn, "model -> scalar loss tensor")
     if not isinstance(method, str):
         raise ValueError(f"method must be a scipy.optimize.minimize method name (a string), got {method!r}")
     problem = _FlatProblem(model, loss_fn)

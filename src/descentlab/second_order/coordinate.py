@@ -6,19 +6,24 @@ from typing import Any
 
 import torch
 
-from ._closure import Closure, ClosureSolver, check_choice, check_hyper
-from .search import LINE_SEARCHES, search_along
+from ..validation import check_choice, check_int, check_positive
+from ._closure import Closure
+from ._solver import ClosureSolver, check_line_search, hyperparameters, record_search
+from .objective import LineObjective
+from .search import Found, make_search
 
 
 class CoordinateDescent(ClosureSolver):
-    """Coordinate descent (notes 002): move along one block of coordinates at a time.
+    """Coordinate descent (notes 002): x_B ← x_B − t ∇_B f(x), one block B of coordinates per step.
 
     Each ``step(closure)`` picks the next block — a single coordinate (``block="coordinate"``) or
-    a whole parameter tensor (``block="tensor"``) — in cyclic or random (``order``) order and takes
-    ``x_B ← x_B − t ∇_B f(x)`` with, by default, Armijo backtracking from ``t = lr`` along
-    ``−∇_B f`` (``line_search_fn="strong_wolfe"`` with a small ``c2`` approaches exact coordinate
-    minimisation — Gauss–Seidel on a quadratic; ``None`` takes the fixed step ``lr``).
-    State: ``block`` (the index of the last block), ``n_iter``.
+    a whole parameter tensor (``block="tensor"``) — in cyclic or random (``order``) order: the
+    *direction* is ``−∇_B f`` (zero outside the block), the *search* by default Armijo
+    backtracking from ``t = lr`` (``line_search_fn="strong_wolfe"`` with a small ``c2`` approaches
+    exact coordinate minimisation — Gauss–Seidel on a quadratic; ``None`` takes the fixed step
+    ``lr`` without evaluating). Wright (2015), "Coordinate descent algorithms".
+    State: ``block`` (the index of the last block), ``n_iter`` and, for ``order="random"``,
+    ``generator_state`` (seeded by ``seed``).
     """
 
     def __init__(
@@ -32,16 +37,13 @@ class CoordinateDescent(ClosureSolver):
         c2: float = 0.9,
         seed: int = 0,
     ) -> None:
-        check_hyper("lr", lr, low_open=True)
+        defaults = hyperparameters(locals())
+        check_positive("lr", lr)
         check_choice("order", order, ("cyclic", "random"))
         check_choice("block", block, ("coordinate", "tensor"))
-        check_choice("line_search_fn", line_search_fn, LINE_SEARCHES)
-        check_hyper("c1", c1, low_open=True, high=1.0, high_open=True)
-        check_hyper("c2", c2, low=c1, low_open=True, high=1.0, high_open=True)
-        super().__init__(
-            params, dict(lr=lr, order=order, block=block, line_search_fn=line_search_fn, c1=c1, c2=c2)
-        )
-        self._generator = torch.Generator().manual_seed(seed)
+        check_line_search(line_search_fn, c1, c2)
+        check_int("seed", seed, low=0)
+        super().__init__(params, defaults)
         offsets, start = [], 0
         for p in self._params:
             offsets.append((start, start + p.numel()))
@@ -51,37 +53,33 @@ class CoordinateDescent(ClosureSolver):
     def _block_slice(self, index: int) -> tuple[int, int]:
         return (index, index + 1) if self.group["block"] == "coordinate" else self._tensor_slices[index]
 
+    def _next_block(self, count: int) -> int:
+        if self.group["order"] == "cyclic":
+            return (self.solver_state.get("block", -1) + 1) % count
+        generator = self._generator()
+        index = int(torch.randint(count, (1,), generator=generator))
+        self._keep_generator(generator)
+        return index
+
     @torch.no_grad()
     def step(self, closure: Closure | None = None) -> Any:  # type: ignore[override]
         closure = self._require_closure(closure)
         group, state = self.group, self.solver_state
-        f, g = self._evaluate(closure)
-        count = self._numel if group["block"] == "coordinate" else len(self._params)
-        if group["order"] == "cyclic":
-            index = (state.get("block", -1) + 1) % count
-        else:
-            index = int(torch.randint(count, (1,), generator=self._generator))
+        objective = self._objective(closure)
+        start = objective.point()
+        index = self._next_block(self._numel if group["block"] == "coordinate" else len(self._params))
         state["block"] = index
         state["n_iter"] += 1
         lo, hi = self._block_slice(index)
-        d = torch.zeros_like(g)
-        d[lo:hi] = -g[lo:hi]
+        d = torch.zeros_like(start.g)
+        d[lo:hi] = -start.g[lo:hi]
         if not torch.any(d != 0):
-            return f
-        x = self._flat_params()
-        if group["line_search_fn"] is None:
-            self._set_flat_params(x + group["lr"] * d)
-        else:
-            search_along(
-                self,
-                closure,
-                x,
-                f,
-                g,
-                d,
-                t0=group["lr"],
-                line_search_fn=group["line_search_fn"],
-                c1=group["c1"],
-                c2=group["c2"],
-            )
-        return f
+            return start.f
+        phi = LineObjective(objective, start, d)
+        if phi.slope0 < 0:
+            found = make_search(group["line_search_fn"], group["c1"], group["c2"])(phi, group["lr"])
+        else:  # a non-finite gradient: no ray to search along
+            found = Found(0.0, False)
+        record_search(state, found)
+        objective.move(phi.x(found.step))
+        return start.f

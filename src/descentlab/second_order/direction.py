@@ -1,18 +1,32 @@
 """The *direction* half of a solver: which way to step, from the gradient and some curvature model.
 
-Each piece is a small function or state object on flat tensors, shared by the solvers:
+A direction is a small object with the solver's hyperparameters; its own state lives in the
+solver's ``state`` dict (so ``state_dict`` saves it) and is passed in::
 
-* :func:`damped_newton_direction` — solve ``(H + μ I) d = −g`` (Levenberg–Marquardt damping μ),
-  raising μ until the matrix is positive definite, so ``d`` is always a descent direction;
-* :class:`BFGSInverseHessian` — the dense BFGS inverse-Hessian approximation;
-* :func:`lbfgs_direction` — the L-BFGS two-loop recursion over the last m pairs;
-* :func:`conjugate_beta` — nonlinear-CG β (Fletcher–Reeves, Polak–Ribière+, Hestenes–Stiefel, Dai–Yuan).
+    d = direction(objective, point, state)      # a descent direction at point (x, f, g)
+    direction.update(state, s, y, old, new, d)  # learn from the step s = x₊ − x, y = g₊ − g
+    direction.reset(state)                      # forget the model (d was not a descent direction)
+    t0 = direction.first_step(state, point, d, lr)
+
+* :class:`NewtonDirection` — ``(∇²f + μ I) d = −g`` by :func:`damped_newton_direction`;
+* :class:`BFGSDirection` — ``d = −Hinv g``, :class:`BFGSInverseHessian` (dense);
+* :class:`LBFGSDirection` — :func:`lbfgs_direction`, the two-loop recursion over the last m pairs;
+* :class:`ConjugateDirection` — nonlinear CG, ``d = −g + β d_prev`` with :func:`conjugate_beta`
+  (Fletcher–Reeves, Polak–Ribière+, Hestenes–Stiefel, Dai–Yuan) and restarts.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import MutableMapping
+from typing import Any
+
 import torch
 from torch import Tensor
+
+from .objective import ClosureObjective, Point
+
+State = MutableMapping[str, Any]
 
 BETA_RULES = ("FR", "PR+", "HS", "DY")
 
@@ -22,11 +36,14 @@ def damped_newton_direction(hessian: Tensor, g: Tensor, damping: float = 0.0) ->
 
     Starts at μ = ``damping`` and, while the Cholesky factorisation fails (H + μI not positive
     definite: an indefinite or singular Hessian), sets μ to ``−λ_min(H) + max(μ, 10⁻⁶ max(1, |λ|_max))``,
-    so the step never points uphill and never divides by zero. Returns ``(d, μ used)``.
+    so the step never points uphill and never divides by zero. Returns ``(d, μ used)``; ``−g`` if
+    the Hessian is not finite.
     """
     n = g.numel()
     eye = torch.eye(n, dtype=g.dtype, device=g.device)
     mu = damping
+    if not torch.isfinite(hessian).all():
+        return -g, mu
     factor, info = torch.linalg.cholesky_ex(hessian + mu * eye)
     if info.item() != 0 or not torch.isfinite(factor).all():
         eigenvalues = torch.linalg.eigvalsh(hessian)
@@ -113,3 +130,169 @@ def conjugate_beta(rule: str, g_new: Tensor, g_old: Tensor, d_old: Tensor) -> fl
         return 0.0
     beta = (num / den).item()
     return max(beta, 0.0) if rule == "PR+" else beta
+
+
+def scipy_first_step(state: State, point: Point, d: Tensor, lr: float) -> float:
+    """SciPy's first trial step: ``min(lr, 1.01 · 2 (f_{k−1} − f_k) / gᵀd)`` (N&W eq. 3.60).
+
+    Before the first iteration ``f_{k−1} = f + ‖g‖/2``, as in ``scipy.optimize.minimize(method="BFGS")``.
+    """
+    f, g = point.f, point.g
+    prev = state.get("prev_loss")
+    if prev is None:
+        prev = f + torch.linalg.vector_norm(g).item() / 2
+    t = 1.01 * 2 * (f - prev) / torch.dot(g, d).item()
+    return lr if not (math.isfinite(t) and t > 0) else min(lr, t)
+
+
+# -- directions as solver parts ----------------------------------------------------------------
+class Direction:
+    """What a direction provides (see the module docstring); by default no model and first step ``lr``.
+
+    ``needs_curvature``: the first point of a step is evaluated with its gradient's graph.
+    """
+
+    needs_curvature = False
+
+    def __call__(self, objective: ClosureObjective, point: Point, state: State) -> Tensor:
+        raise NotImplementedError
+
+    def update(self, state: State, s: Tensor, y: Tensor, old: Point, new: Point, d: Tensor) -> None:
+        """Learn from the step ``s`` and the gradient change ``y``."""
+
+    def reset(self, state: State) -> None:
+        """Forget the curvature model."""
+
+    def first_step(self, state: State, point: Point, d: Tensor, lr: float) -> float:
+        return lr
+
+
+class NewtonDirection(Direction):
+    """``d = −(∇²f(x) + μ I)⁻¹ g``, the Hessian formed from the gradient's graph at x (n products).
+
+    ``state["damping"]``: the μ used (raised above −λ_min when the Hessian is indefinite).
+    """
+
+    needs_curvature = True
+
+    def __init__(self, damping: float) -> None:
+        self.damping = damping
+
+    def __call__(self, objective: ClosureObjective, point: Point, state: State) -> Tensor:
+        graph = point.graph if point.graph is not None else objective.linearise(point.x)
+        d, mu = damped_newton_direction(graph.hessian_matrix(), point.g, self.damping)
+        state["damping"] = mu
+        return d
+
+
+class BFGSDirection(Direction):
+    """``d = −Hinv g`` with ``state["inverse_hessian"]`` (``I`` at first) updated from each (s, y).
+
+    ``first_step``: SciPy's rule (:func:`scipy_first_step`), or ``lr`` with ``scipy_step=False``.
+    """
+
+    def __init__(self, scipy_step: bool = True) -> None:
+        self.scipy_step = scipy_step
+
+    def _model(self, state: State, g: Tensor) -> BFGSInverseHessian:
+        if "inverse_hessian" not in state:
+            state["inverse_hessian"] = torch.eye(g.numel(), dtype=g.dtype, device=g.device)
+        model = BFGSInverseHessian(0, g.dtype, g.device)
+        model.matrix = state["inverse_hessian"]
+        return model
+
+    def __call__(self, objective: ClosureObjective, point: Point, state: State) -> Tensor:
+        return self._model(state, point.g).direction(point.g)
+
+    def update(self, state: State, s: Tensor, y: Tensor, old: Point, new: Point, d: Tensor) -> None:
+        model = self._model(state, old.g)
+        model.update(s, y)
+        state["inverse_hessian"] = model.matrix
+
+    def reset(self, state: State) -> None:
+        state.pop("inverse_hessian", None)
+
+    def first_step(self, state: State, point: Point, d: Tensor, lr: float) -> float:
+        return scipy_first_step(state, point, d, lr) if self.scipy_step else lr
+
+
+class LBFGSDirection(Direction):
+    """The two-loop recursion over ``state["old_stps"]`` (s's) and ``state["old_dirs"]`` (y's), torch's keys.
+
+    Keeps the last ``history_size`` pairs, skipping those with ``yᵀs ≤ 10⁻¹⁰``; the first step of a
+    run (no pairs yet) has length ``lr · min(1, 1/‖g‖)``.
+    """
+
+    def __init__(self, history_size: int) -> None:
+        self.history_size = history_size
+
+    @staticmethod
+    def _history(state: State) -> tuple[list[Tensor], list[Tensor]]:
+        return state.setdefault("old_stps", []), state.setdefault("old_dirs", [])
+
+    def __call__(self, objective: ClosureObjective, point: Point, state: State) -> Tensor:
+        return lbfgs_direction(point.g, *self._history(state))
+
+    def update(self, state: State, s: Tensor, y: Tensor, old: Point, new: Point, d: Tensor) -> None:
+        if torch.dot(y, s) <= 1e-10:
+            return
+        s_history, y_history = self._history(state)
+        if len(s_history) == self.history_size:
+            s_history.pop(0)
+            y_history.pop(0)
+        s_history.append(s)
+        y_history.append(y)
+
+    def reset(self, state: State) -> None:
+        for history in self._history(state):
+            history.clear()
+
+    def first_step(self, state: State, point: Point, d: Tensor, lr: float) -> float:
+        if self._history(state)[0]:
+            return lr
+        return lr * min(1.0, 1.0 / torch.linalg.vector_norm(point.g).item())
+
+
+class ConjugateDirection(Direction):
+    """Nonlinear CG: ``d = −g + β d_prev``, restarting with ``d = −g`` (Powell 1977).
+
+    Restarts when there is no previous pair, every ``period`` iterations, and when consecutive
+    gradients are far from orthogonal (``|gᵀg_prev| ≥ threshold ‖g‖²``). State: ``d`` and
+    ``prev_flat_grad`` (the last direction taken and the gradient it was taken from, stored
+    together after a step), ``since_restart``, ``restarts``.
+    """
+
+    def __init__(self, beta: str, period: int, threshold: float) -> None:
+        self.beta, self.period, self.threshold = beta, period, threshold
+
+    def __call__(self, objective: ClosureObjective, point: Point, state: State) -> Tensor:
+        g = point.g
+        d_old, g_old = state.get("d"), state.get("prev_flat_grad")
+        restart = (
+            d_old is None
+            or g_old is None
+            or state.get("since_restart", 0) >= self.period
+            or torch.dot(g, g_old).abs() >= self.threshold * torch.dot(g, g)
+        )
+        if restart:
+            if d_old is not None:
+                state["restarts"] = state.get("restarts", 0) + 1
+            d = -g
+            state["since_restart"] = 0
+        else:
+            d = -g + conjugate_beta(self.beta, g, g_old, d_old) * d_old
+            state["since_restart"] = state.get("since_restart", 0) + 1
+        if torch.dot(g, d) >= 0:
+            d = -g
+            state["since_restart"] = 0
+        return d
+
+    def update(self, state: State, s: Tensor, y: Tensor, old: Point, new: Point, d: Tensor) -> None:
+        state["d"], state["prev_flat_grad"] = d, old.g
+
+    def reset(self, state: State) -> None:
+        state.pop("d", None)
+        state.pop("prev_flat_grad", None)
+
+    def first_step(self, state: State, point: Point, d: Tensor, lr: float) -> float:
+        return scipy_first_step(state, point, d, lr)

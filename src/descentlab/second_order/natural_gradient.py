@@ -2,72 +2,93 @@
 
 from __future__ import annotations
 
+import contextlib
+import weakref
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.utils.hooks import RemovableHandle
 
 from ..linalg import cg
-from ._closure import Closure, ClosureSolver, check_choice, check_hyper, check_int
+from ..validation import check_choice, check_int, check_number, check_positive
+from ._closure import Closure
+from ._solver import ClosureSolver, hyperparameters
 
 FISHERS = ("auto", "kfac", "cg")
 
 
-class _LinearFactors:
-    """Running Kronecker factors of one nn.Linear: ``A = E[ā āᵀ]`` (inputs, with a 1 for the bias)
-    and ``G = E[g gᵀ]`` (per-example output gradients)."""
+class _LinearCapture:
+    """What K-FAC needs from one ``nn.Linear`` during the solver's own closure call: the layer's
+    inputs ``a`` (forward hook) and the gradients ``g`` of the loss in its outputs (tensor hook).
+
+    Holds no reference to the optimizer, so the optimizer can be garbage-collected (and its
+    ``weakref.finalize`` remove the hooks)."""
 
     def __init__(self, module: nn.Linear) -> None:
         self.module = module
+        self.active = False
         self.inputs: Tensor | None = None
         self.output_grads: Tensor | None = None
-        self.a: Tensor | None = None
-        self.g: Tensor | None = None
-        module.register_forward_hook(self._save_input)
+
+    def register(self) -> RemovableHandle:
+        return self.module.register_forward_hook(self._save_input)
 
     def _save_input(self, module, args, output) -> None:
-        if torch.is_grad_enabled() and output.requires_grad:
+        if self.active and torch.is_grad_enabled() and output.requires_grad:
             self.inputs = args[0].detach().reshape(-1, module.in_features)
             output.register_hook(self._save_output_grad)
 
     def _save_output_grad(self, grad: Tensor) -> None:
         self.output_grads = grad.detach().reshape(-1, self.module.out_features)
 
-    def update(self, decay: float) -> bool:
+    def take(self) -> tuple[Tensor, Tensor] | None:
+        """``(ā, g)`` captured since the last call (``ā`` with a column of ones for the bias), or ``None``."""
         if self.inputs is None or self.output_grads is None:
-            return False
+            return None
         a = self.inputs
         if self.module.bias is not None:
             a = torch.cat([a, torch.ones_like(a[:, :1])], dim=1)
         n = a.shape[0]
         g = self.output_grads * n  # the loss is a mean: per-example gradients are n × these
-        a_batch, g_batch = a.T @ a / n, g.T @ g / n
-        self.a = a_batch if self.a is None else decay * self.a + (1 - decay) * a_batch
-        self.g = g_batch if self.g is None else decay * self.g + (1 - decay) * g_batch
         self.inputs = self.output_grads = None
-        return True
+        return a, g
 
-    def precondition(self, damping: float) -> tuple[Tensor, Tensor | None]:
-        """``(G + π√λ I)⁻¹ ∇W̄ (A + √λ/π I)⁻¹`` with π = √((tr A / dim A) / (tr G / dim G)) (M&G §6.3)."""
-        w, b = self.module.weight, self.module.bias
-        grad = w.grad if b is None else torch.cat([w.grad, b.grad.unsqueeze(1)], dim=1)
-        pi = torch.sqrt(
-            (torch.trace(self.a) / self.a.shape[0]) / (torch.trace(self.g) / self.g.shape[0])
-        ).clamp(1e-4, 1e4)
-        root = damping**0.5
-        eye_a = torch.eye(self.a.shape[0], dtype=self.a.dtype, device=self.a.device)
-        eye_g = torch.eye(self.g.shape[0], dtype=self.g.dtype, device=self.g.device)
-        left = torch.linalg.solve(self.g + pi * root * eye_g, grad)
-        update = torch.linalg.solve(self.a + root / pi * eye_a, left.T).T
-        if b is None:
-            return update, None
-        return update[:, :-1], update[:, -1]
+
+def kfac_update_factors(factors: dict[str, Tensor | None], a: Tensor, g: Tensor, decay: float) -> None:
+    """Running averages ``A ← ε A + (1 − ε) āᵀā / n`` and ``G ← ε G + (1 − ε) gᵀg / n`` (M&G §5)."""
+    n = a.shape[0]
+    a_batch, g_batch = a.T @ a / n, g.T @ g / n
+    factors["A"] = a_batch if factors["A"] is None else decay * factors["A"] + (1 - decay) * a_batch
+    factors["G"] = g_batch if factors["G"] is None else decay * factors["G"] + (1 - decay) * g_batch
+
+
+def kfac_precondition(factors: dict[str, Tensor | None], grad: Tensor, damping: float) -> Tensor:
+    """``(G + π√λ I)⁻¹ ∇W̄ (A + √λ/π I)⁻¹`` with π = √((tr A / dim A) / (tr G / dim G)) (M&G §6.3).
+
+    ``grad`` is ``∇W̄ = [∇W, ∇b]`` (out × in, plus the bias column when there is one).
+    """
+    a, g = factors["A"], factors["G"]
+    pi = torch.sqrt((torch.trace(a) / a.shape[0]) / (torch.trace(g) / g.shape[0])).clamp(1e-4, 1e4)
+    root = damping**0.5
+    eye_a = torch.eye(a.shape[0], dtype=a.dtype, device=a.device)
+    eye_g = torch.eye(g.shape[0], dtype=g.dtype, device=g.device)
+    left = torch.linalg.solve(g + pi * root * eye_g, grad)
+    return torch.linalg.solve(a + root / pi * eye_a, left.T).T
+
+
+def _remove_all(handles: list[RemovableHandle]) -> None:
+    for handle in handles:
+        handle.remove()
+    handles.clear()
 
 
 class NaturalGradient(ClosureSolver):
     """Natural gradient descent ``x ← x − lr (F + λ I)⁻¹ ∇f`` (Amari 1998; notes 002).
 
-    Two ways to apply the inverse Fisher:
+    The direction is ``(F + λ I)⁻¹ ∇f``; the search is the fixed step ``lr`` (optionally clipped by
+    the predicted KL divergence). Two ways to apply the inverse Fisher:
 
     * **K-FAC** (Martens & Grosse 2015), when ``model`` is given (``fisher="auto"`` or ``"kfac"``):
       for every ``nn.Linear`` the Fisher block is approximated by ``A ⊗ G`` with running averages
@@ -75,7 +96,11 @@ class NaturalGradient(ClosureSolver):
       with factored Tikhonov damping; parameters outside Linear layers get the plain gradient.
       ``G`` uses the gradients of the actual loss (the *empirical* Fisher) — Martens & Grosse
       sample targets from the model, which a closure cannot do; for the canonical
-      cross-entropy/squared losses the difference vanishes as the model fits.
+      cross-entropy/squared losses the difference vanishes as the model fits. The factors live in
+      ``state["kfac_factors"]`` (one ``{"A", "G"}`` per Linear layer, in ``model.modules()`` order),
+      so ``state_dict`` resumes them. The forward hooks that capture the layers' inputs record only
+      during the solver's own closure calls; their handles are kept and removed by :meth:`close`
+      (or when the optimizer is garbage-collected).
     * **Fisher-vector products + CG** (``fisher="cg"``, or no ``model``): solve
       ``(F + λ I) d = ∇f`` with at most ``cg_max_iter`` CG iterations. If the closure returns
       ``(loss, outputs)``, ``F v = Jᵀ H_L J v``, which *is* the Fisher for softmax-cross-entropy
@@ -97,43 +122,63 @@ class NaturalGradient(ClosureSolver):
         cg_max_iter: int = 20,
         kl_clip: float | None = None,
     ) -> None:
-        check_hyper("lr", lr, low_open=True)
-        check_hyper("damping", damping, low_open=True)
+        defaults = hyperparameters(locals(), exclude=("model",))  # the model is not a hyperparameter
+        check_positive("lr", lr)
+        check_positive("damping", damping)
+        if model is not None and not isinstance(model, nn.Module):
+            raise ValueError(
+                f"model must be an nn.Module (whose nn.Linear layers K-FAC factors) or None, got {model!r}"
+            )
         check_choice("fisher", fisher, FISHERS)
-        check_hyper("factor_decay", factor_decay, high=1.0, high_open=True)
+        check_number("factor_decay", factor_decay, low=0.0, high=1.0, high_open=True)
         check_int("cg_max_iter", cg_max_iter)
         if kl_clip is not None:
-            check_hyper("kl_clip", kl_clip, low_open=True)
+            check_positive("kl_clip", kl_clip)
         if fisher == "kfac" and model is None:
             raise ValueError(
                 "fisher='kfac' needs model= (the nn.Module whose nn.Linear layers K-FAC factors)"
             )
-        defaults = dict(
-            lr=lr,
-            damping=damping,
-            fisher=fisher,
-            factor_decay=factor_decay,
-            cg_max_iter=cg_max_iter,
-            kl_clip=kl_clip,
-        )
         super().__init__(params, defaults)
         use_kfac = model is not None and fisher in ("auto", "kfac")
-        self._factors = (
-            [_LinearFactors(m) for m in model.modules() if isinstance(m, nn.Linear)] if use_kfac else []
+        self._layers = (
+            [_LinearCapture(m) for m in model.modules() if isinstance(m, nn.Linear)] if use_kfac else []
         )
+        self._hooks = [layer.register() for layer in self._layers]
+        self._finalizer = weakref.finalize(self, _remove_all, self._hooks)
+
+    def close(self) -> None:
+        """Remove the K-FAC forward hooks from the model (also done at garbage collection)."""
+        self._finalizer()
+
+    @contextlib.contextmanager
+    def _capturing(self) -> Iterator[None]:
+        for layer in self._layers:
+            layer.active = True
+        try:
+            yield
+        finally:
+            for layer in self._layers:
+                layer.active = False
 
     @torch.no_grad()
     def step(self, closure: Closure | None = None) -> Any:  # type: ignore[override]
         closure = self._require_closure(closure)
         state, group = self.solver_state, self.group
         state["n_iter"] += 1
-        if self._factors:
-            f, g = self._evaluate(closure)
+        if self._layers:
+            if not self._finalizer.alive:
+                raise RuntimeError("NaturalGradient.step() after close(): the K-FAC hooks are removed")
+
+            def capturing_closure() -> Any:
+                with self._capturing():
+                    return closure()
+
+            f, g = self._objective(capturing_closure).evaluate()
             d = self._kfac_direction(g, min(1 - 1 / state["n_iter"], group["factor_decay"]))
         else:
-            graph = self._evaluate_graph(closure)
+            graph = self._objective(closure).linearise()
             f, g = graph.value, graph.grad
-            fvp = graph.ggn if graph.outputs is not None else (lambda v: g * torch.dot(g, v))
+            fvp = graph.gauss_newton if graph.outputs is not None else (lambda v: g * torch.dot(g, v))
             result = cg(lambda v: fvp(v) + group["damping"] * v, g, max_iter=group["cg_max_iter"])
             d = result.x if not result.negative_curvature or result.iterations > 0 else g
         scale = group["lr"]
@@ -141,25 +186,25 @@ class NaturalGradient(ClosureSolver):
             predicted_kl = scale * scale * torch.dot(d, g).abs().item()
             if predicted_kl > group["kl_clip"]:
                 scale *= (group["kl_clip"] / predicted_kl) ** 0.5
-        self._set_flat_params(self._flat_params() - scale * d)
+        self._flat.set(self._flat.get() - scale * d)
         return f
 
     def _kfac_direction(self, g: Tensor, decay: float) -> Tensor:
-        damping = self.group["damping"]
+        """K-FAC-preconditioned gradient for the Linear layers' parameters, ``g`` elsewhere."""
+        state, damping = self.solver_state, self.group["damping"]
+        all_factors = state.setdefault("kfac_factors", [{"A": None, "G": None} for _ in self._layers])
+        grads = {id(p): piece for p, piece in zip(self._params, self._flat.split(g))}
         updates: dict[int, Tensor] = {}
-        for factors in self._factors:
-            if not factors.update(decay) and factors.a is None:
+        for layer, factors in zip(self._layers, all_factors):
+            captured = layer.take()
+            if captured is not None:
+                kfac_update_factors(factors, *captured, decay)
+            w, b = layer.module.weight, layer.module.bias
+            if factors["A"] is None or id(w) not in grads or (b is not None and id(b) not in grads):
                 continue
-            w, b = factors.module.weight, factors.module.bias
-            if w.grad is None:
-                continue
-            dw, db = factors.precondition(damping)
-            updates[id(w)] = dw
+            grad = grads[id(w)] if b is None else torch.cat([grads[id(w)], grads[id(b)].unsqueeze(1)], dim=1)
+            update = kfac_precondition(factors, grad, damping)
+            updates[id(w)] = update if b is None else update[:, :-1]
             if b is not None:
-                updates[id(b)] = db
-        pieces, offset = [], 0
-        for p in self._params:
-            n = p.numel()
-            pieces.append(updates[id(p)].reshape(-1) if id(p) in updates else g[offset : offset + n])
-            offset += n
-        return torch.cat(pieces)
+                updates[id(b)] = update[:, -1]
+        return torch.cat([updates.get(id(p), grads[id(p)]).reshape(-1) for p in self._params])

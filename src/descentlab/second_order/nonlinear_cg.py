@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-from torch import Tensor
-
-from ._closure import Closure, check_choice, check_hyper, check_int
-from ._line_search_solver import LineSearchSolver
-from .direction import BETA_RULES, conjugate_beta
-from .quasi_newton import _scipy_initial_step
+from ..validation import check_choice, check_int, check_positive
+from ._solver import LineSearchSolver, hyperparameters
+from .direction import BETA_RULES, ConjugateDirection
 
 
 class NonlinearCG(LineSearchSolver):
@@ -18,10 +14,11 @@ class NonlinearCG(LineSearchSolver):
 
         d₀ = −g₀;   d_{k+1} = −g_{k+1} + β_{k+1} d_k   (β by ``beta``: "FR", "PR+", "HS", "DY")
 
-    with a strong-Wolfe line search (c₂ = 0.1 by default, so that FR/DY directions stay descent
-    directions). Restarts with ``d = −g`` every ``restart_every`` iterations (default: the number
-    of parameters, n), when two consecutive gradients are far from orthogonal
-    (``|g₊ᵀg| ≥ restart_threshold ‖g₊‖²``, Powell 1977) and whenever d is not a descent direction.
+    Direction :class:`~.direction.ConjugateDirection` + a strong-Wolfe line search (c₂ = 0.1 by
+    default, so that FR/DY directions stay descent directions). Restarts with ``d = −g`` every
+    ``restart_every`` iterations (default: the number of parameters, n), when two consecutive
+    gradients are far from orthogonal (``|g₊ᵀg| ≥ restart_threshold ‖g₊‖²``, Powell 1977), after a
+    failed line search and whenever d is not a descent direction.
     State: ``d`` (last direction), ``prev_flat_grad``, ``since_restart``, ``restarts``.
     """
 
@@ -40,53 +37,15 @@ class NonlinearCG(LineSearchSolver):
         c1: float = 1e-4,
         c2: float = 0.1,
     ) -> None:
+        defaults = hyperparameters(locals())
         check_choice("beta", beta, BETA_RULES)
         if restart_every is not None:
             check_int("restart_every", restart_every)
-        check_hyper("restart_threshold", restart_threshold, low_open=True)
-        super().__init__(
-            params,
-            lr=lr,
-            max_iter=max_iter,
-            max_eval=max_eval,
-            tolerance_grad=tolerance_grad,
-            tolerance_change=tolerance_change,
-            line_search_fn=line_search_fn,
-            c1=c1,
-            c2=c2,
-            beta=beta,
-            restart_every=restart_every,
-            restart_threshold=restart_threshold,
+        check_positive("restart_threshold", restart_threshold)
+        super().__init__(params, defaults)
+
+    def _direction(self) -> ConjugateDirection:
+        group = self.group
+        return ConjugateDirection(
+            group["beta"], group["restart_every"] or self._numel, group["restart_threshold"]
         )
-
-    def _direction(self, closure: Closure, x: Tensor, f: float, g: Tensor) -> Tensor:
-        state, group = self.solver_state, self.group
-        d_old, g_old = state.get("d"), state.get("prev_flat_grad")
-        period = group["restart_every"] or self._numel
-        restart = (
-            d_old is None
-            or state.get("since_restart", 0) >= period
-            or torch.dot(g, g_old).abs() >= group["restart_threshold"] * torch.dot(g, g)
-        )
-        if restart:
-            if d_old is not None:
-                state["restarts"] = state.get("restarts", 0) + 1
-            d = -g
-            state["since_restart"] = 0
-        else:
-            d = -g + conjugate_beta(group["beta"], g, g_old, d_old) * d_old
-            state["since_restart"] = state.get("since_restart", 0) + 1
-        if torch.dot(g, d) >= 0:
-            d = -g
-            state["since_restart"] = 0
-        state["d"] = d
-        return d
-
-    def _remember(self, s: Tensor, y: Tensor, g_old: Tensor, g_new: Tensor, d: Tensor) -> None:
-        self.solver_state["prev_flat_grad"] = g_old
-
-    def _reset(self) -> None:
-        self.solver_state.pop("d", None)
-
-    def _initial_step(self, f: float, g: Tensor, d: Tensor) -> float:
-        return _scipy_initial_step(self.solver_state, f, g, d, self.group["lr"])

@@ -1,68 +1,81 @@
-"""The *search* half of a solver: how far to go along a descent direction ``d`` from ``x``.
+"""The *search* half of a solver: how far to go along a descent direction, given only φ.
 
-A search evaluates the closure along the ray ``x + t d`` through
-φ(t) = f(x + t d), φ'(t) = ∇f(x + t d)ᵀ d, using :mod:`descentlab.linesearch`, and leaves the
-parameters at the accepted point — or, if the search fails, at the best point it evaluated (never
-worse than ``x``), recording the failure in the solver's state.
+A search is a small frozen object called as ``search(phi, t0) -> Found``, where ``phi`` is a
+:class:`~.objective.LineObjective` (φ(t) = f(x + t d), φ'(t), its cache) and ``t0`` the first trial
+step. It evaluates φ as it needs, and returns the accepted step — or, when it fails, the best step it
+saw (0 if nothing beat the start) with ``success=False``. It never moves the parameters and never
+writes solver state: the solver does both. The scalar algorithms are :mod:`descentlab.linesearch`.
+
+* :class:`FixedStep` — ``t = t0``, no evaluation (a learning rate);
+* :class:`Backtracking` — Armijo backtracking ``t0, ρ t0, ρ² t0, …`` (Nocedal & Wright, Alg. 3.1);
+* :class:`StrongWolfe` — bracketing and zoom to the strong Wolfe conditions (N&W Algs. 3.5–3.6).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
-from torch import Tensor
-
-from ..linesearch import LineSearchResult, backtracking_armijo, strong_wolfe
-from ._closure import Closure, ClosureSolver
+from ..linesearch import backtracking_armijo, strong_wolfe
+from .objective import LineObjective
 
 LINE_SEARCHES = (None, "strong_wolfe", "backtracking")
 
 
-@dataclass
-class SearchOutcome:
+@dataclass(frozen=True)
+class Found:
+    """The step a search accepted (or, with ``success=False``, the best one it saw)."""
+
     step: float
-    value: float
-    grad: Tensor
     success: bool
-    evaluations: int
 
 
-def search_along(
-    solver: ClosureSolver,
-    closure: Closure,
-    x: Tensor,
-    f: float,
-    g: Tensor,
-    d: Tensor,
-    *,
-    t0: float,
-    line_search_fn: str | None,
-    c1: float = 1e-4,
-    c2: float = 0.9,
-    max_ls: int = 25,
-) -> SearchOutcome:
-    """Move from ``x`` along ``d`` (``gᵀd < 0``); ``line_search_fn=None`` takes the fixed step ``t0``."""
-    cache: dict[float, tuple[float, Tensor]] = {0.0: (f, g)}
+class Search(Protocol):
+    def __call__(self, phi: LineObjective, t0: float) -> Found: ...
 
-    def phi(t: float) -> tuple[float, float]:
-        value, grad = solver._evaluate_at(closure, x + t * d)
-        cache[t] = (value, grad)
-        return value, float(grad @ d)
 
-    g0 = float(g @ d)
-    if line_search_fn is None:
-        value, grad = solver._evaluate_at(closure, x + t0 * d)
-        return SearchOutcome(t0, value, grad, True, 1)
+@dataclass(frozen=True)
+class FixedStep:
+    """``t = t0``: no evaluation, always accepted."""
+
+    def __call__(self, phi: LineObjective, t0: float) -> Found:
+        return Found(t0, True)
+
+
+@dataclass(frozen=True)
+class Backtracking:
+    """``t = t0 ρᵏ`` for the first k with ``φ(t) ≤ φ(0) + c₁ t φ'(0)`` (sufficient decrease)."""
+
+    c1: float = 1e-4
+    shrink: float = 0.5
+    max_iter: int = 25
+
+    def __call__(self, phi: LineObjective, t0: float) -> Found:
+        result = backtracking_armijo(
+            phi, phi.value0, phi.slope0, t0, c1=self.c1, shrink=self.shrink, max_iter=self.max_iter
+        )
+        return Found(result.step, result.success)
+
+
+@dataclass(frozen=True)
+class StrongWolfe:
+    """``t`` with ``φ(t) ≤ φ(0) + c₁ t φ'(0)`` and ``|φ'(t)| ≤ c₂ |φ'(0)|``."""
+
+    c1: float = 1e-4
+    c2: float = 0.9
+    max_iter: int = 25
+
+    def __call__(self, phi: LineObjective, t0: float) -> Found:
+        result = strong_wolfe(phi, phi.value0, phi.slope0, t0, c1=self.c1, c2=self.c2, max_iter=self.max_iter)
+        return Found(result.step, result.success)
+
+
+def make_search(line_search_fn: str | None, c1: float, c2: float, max_iter: int = 25) -> Search:
+    """The search a solver's ``line_search_fn`` names (``None``: a fixed step)."""
     if line_search_fn == "strong_wolfe":
-        result: LineSearchResult = strong_wolfe(phi, f, g0, t0, c1=c1, c2=c2, max_iter=max_ls)
-    elif line_search_fn == "backtracking":
-        result = backtracking_armijo(phi, f, g0, t0, c1=c1, max_iter=max_ls)
-    else:
-        raise ValueError(f"line_search_fn must be one of {LINE_SEARCHES}, got {line_search_fn!r}")
-    state = solver.solver_state
-    state["line_search_failed"] = not result.success
-    if not result.success:
-        state["line_search_failures"] += 1
-    value, grad = cache[result.step]
-    solver._set_flat_params(x + result.step * d)
-    return SearchOutcome(result.step, value, grad, result.success, result.evaluations)
+        return StrongWolfe(c1, c2, max_iter)
+    if line_search_fn == "backtracking":
+        return Backtracking(c1, max_iter=max_iter)
+    if line_search_fn is None:
+        return FixedStep()
+    raise ValueError(f"line_search_fn must be one of {LINE_SEARCHES}, got {line_search_fn!r}")

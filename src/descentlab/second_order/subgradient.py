@@ -8,7 +8,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._closure import Closure, ClosureSolver, check_choice, check_hyper
+from ..validation import check_choice, check_number, check_positive
+from ._closure import Closure
+from ._solver import ClosureSolver, hyperparameters
 
 STEP_RULES = ("constant", "constant_length", "diminishing", "diminishing_length", "polyak")
 
@@ -24,24 +26,26 @@ class Subgradient(ClosureSolver):
       the same for the step's length, which is robust to the gradient's scale;
     * ``"polyak"``: ``α_k = (f(x_k) − f*) / ‖g_k‖²`` with the optimal value ``f_star`` known.
 
-    It is not a descent method — f can go up — so the best iterate is kept: ``best_loss``,
-    :meth:`best_params` and :meth:`load_best`.
+    The direction is ``−g``; the "search" is the step rule, which needs no evaluation. It is not
+    a descent method — f can go up — so the best iterate is kept (``state["best_loss"]``,
+    ``state["best_flat_params"]``): :attr:`best_loss`, :meth:`best_params` and :meth:`load_best`.
     """
 
     def __init__(
         self, params: Any, lr: float = 0.1, step_rule: str = "diminishing_length", f_star: float = 0.0
     ) -> None:
-        check_hyper("lr", lr, low_open=True)
+        defaults = hyperparameters(locals())
+        check_positive("lr", lr)
         check_choice("step_rule", step_rule, STEP_RULES)
-        check_hyper("f_star", f_star, low=-math.inf)
-        super().__init__(params, dict(lr=lr, step_rule=step_rule, f_star=f_star))
+        check_number("f_star", f_star)
+        super().__init__(params, defaults)
 
     @torch.no_grad()
     def step(self, closure: Closure | None = None) -> Any:  # type: ignore[override]
         closure = self._require_closure(closure)
         group, state = self.group, self.solver_state
-        f, g = self._evaluate(closure)
-        x = self._flat_params()
+        x = self._flat.get()
+        f, g = self._objective(closure).evaluate()
         if math.isfinite(f) and f < state.get("best_loss", math.inf):
             state["best_loss"], state["best_flat_params"] = f, x.clone()
         k = state["n_iter"]
@@ -60,7 +64,7 @@ class Subgradient(ClosureSolver):
             alpha = group["lr"] / (math.sqrt(k + 1) * g_norm)
         else:
             alpha = max(f - group["f_star"], 0.0) / (g_norm * g_norm)
-        self._set_flat_params(x - alpha * g)
+        self._flat.set(x - alpha * g)
         return f
 
     @property
@@ -69,14 +73,10 @@ class Subgradient(ClosureSolver):
 
     def best_params(self) -> list[Tensor]:
         """The best iterate seen so far, shaped like the parameters."""
-        flat = self.solver_state.get("best_flat_params", self._flat_params())
-        return [
-            piece.view_as(p).clone()
-            for piece, p in zip(torch.split(flat, [p.numel() for p in self._params]), self._params)
-        ]
+        flat = self.solver_state.get("best_flat_params")
+        return [piece.clone() for piece in self._flat.split(self._flat.get() if flat is None else flat)]
 
     @torch.no_grad()
     def load_best(self) -> None:
         """Copy the best iterate into the parameters."""
-        for p, best in zip(self._params, self.best_params()):
-            p.copy_(best)
+        self._flat.set(self.solver_state.get("best_flat_params", self._flat.get()))
