@@ -177,7 +177,9 @@ def test_x2_minus_y2_at_the_origin_is_a_saddle():
     assert result.evidence["lambda_max"] == pytest.approx(2.0)
     with torch.no_grad():  # the same function at a minimum of its x direction only: not flat-and-tiny
         model.w.fill_(1.0)
-    assert classify_plateau([0.0] * 20, model=model, probe=Probe(None, None, lambda o, t: o)).label == "plateau"
+    assert (
+        classify_plateau([0.0] * 20, model=model, probe=Probe(None, None, lambda o, t: o)).label == "plateau"
+    )
 
 
 def test_trained_net_is_converged_not_saddle(probe512):

@@ -17,7 +17,9 @@ class Quadratic(nn.Module):
     def __init__(self, a: torch.Tensor):
         super().__init__()
         self.register_buffer("a", a)
-        self.x = nn.Parameter(torch.randn(a.shape[0], dtype=a.dtype, generator=torch.Generator().manual_seed(1)))
+        self.x = nn.Parameter(
+            torch.randn(a.shape[0], dtype=a.dtype, generator=torch.Generator().manual_seed(1))
+        )
 
     def forward(self, inputs):
         return 0.5 * self.x @ self.a @ self.x
@@ -72,8 +74,10 @@ def test_unstable_lr_fires_iff_above_the_bound(quadratic, name, factor, fires):
 ITERATED = {
     "gd": (lambda p, lr: torch.optim.SGD(p, lr=lr), lambda: 2.0),
     "momentum 0.9": (lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9), lambda: 3.8),
-    "momentum 0.9, dampening 0.5": (lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9, dampening=0.5),
-                                    lambda: 3.8 / 0.5),
+    "momentum 0.9, dampening 0.5": (
+        lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9, dampening=0.5),
+        lambda: 3.8 / 0.5,
+    ),
     "nesterov 0.9": (lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9, nesterov=True), lambda: 3.8 / 2.8),
     "descentlab nesterov 0.5": (lambda p, lr: dl.SGD(p, lr=lr, momentum=0.5, nesterov=True), lambda: 3 / 2),
     "descentlab heavy ball 0.9": (lambda p, lr: dl.HeavyBall(p, lr=lr, momentum=0.9), lambda: 3.8),
@@ -102,8 +106,10 @@ def test_adam_preconditioned_sharpness_against_dense():
     model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).double()
     x, y = torch.randn(16, 3, dtype=torch.float64), torch.randn(16, 2, dtype=torch.float64)
     loss_fn = nn.functional.mse_loss
-    for opt in (torch.optim.Adam(model.parameters(), lr=1e-2, betas=(0.8, 0.99)),
-                dl.Adam(model.parameters(), lr=1e-2, betas=(0.8, 0.99))):
+    for opt in (
+        torch.optim.Adam(model.parameters(), lr=1e-2, betas=(0.8, 0.99)),
+        dl.Adam(model.parameters(), lr=1e-2, betas=(0.8, 0.99)),
+    ):
         for _ in range(3):
             opt.zero_grad()
             loss_fn(model(x), y).backward()
@@ -111,8 +117,16 @@ def test_adam_preconditioned_sharpness_against_dense():
         s = sharpness(model, loss_fn, x, y, opt, num_steps=100)
         # by hand: S = η(1 − β₁)/(√v̂ + ε), effective = λ_max(S^½ H S^½), bound 2(1 + β₁)
         params = list(model.parameters())
-        scale = torch.cat([(1e-2 * 0.2 / ((opt.state[p]["exp_avg_sq"] / (1 - 0.99 ** float(opt.state[p]["step"])))
-                                          .sqrt() + 1e-8)).reshape(-1) for p in params])
+        scale = torch.cat(
+            [
+                (
+                    1e-2
+                    * 0.2
+                    / ((opt.state[p]["exp_avg_sq"] / (1 - 0.99 ** float(opt.state[p]["step"]))).sqrt() + 1e-8)
+                ).reshape(-1)
+                for p in params
+            ]
+        )
         from descentlab.curvature import flat_loss, hessian
 
         f, x0 = flat_loss(model, loss_fn, x, y)

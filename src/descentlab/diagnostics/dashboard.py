@@ -330,9 +330,10 @@ def plot_dashboard(
     monitor: Monitor, path: str | os.PathLike, *, title: str | None = None, dpi: int = 110
 ) -> Path:
     """Draw the six panels of ``monitor`` and write them to ``path`` (format from the suffix)."""
-    fig = Figure(figsize=(13, 12), layout="constrained")
+    fig = Figure(figsize=(13, 12))
     FigureCanvasAgg(fig)
-    axes = fig.subplots(3, 2)
+    axes = fig.subplots(3, 2, gridspec_kw={"hspace": 0.38, "wspace": 0.28})
+    fig.subplots_adjust(left=0.07, right=0.96, top=0.93, bottom=0.05)
     _loss_panel(axes[0, 0], monitor)
     _gradient_panel(fig, axes[0, 1], monitor)
     _update_panel(axes[1, 0], monitor)

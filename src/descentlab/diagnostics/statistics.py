@@ -36,6 +36,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ..curvature import CurvatureOperator, hessian_operator, lanczos
 from ..validation import check_callable, check_int
@@ -122,10 +123,12 @@ def check_model(model: Any) -> nn.Module:
 
 @contextlib.contextmanager
 def own_forward(model: nn.Module) -> Iterator[None]:
-    """Our own passes through the user's model: eager (hooks fire under torch.compile), buffers kept."""
+    """Our own passes through the user's model: eager (hooks fire under torch.compile), buffers kept,
+    and attention by the "math" kernel of ``scaled_dot_product_attention`` — the fused CPU/GPU kernels
+    have no double backward, which Hessian-vector products need."""
     buffers = [(b, b.detach().clone()) for b in model.buffers()]
     try:
-        with torch.compiler.set_stance("force_eager"):
+        with torch.compiler.set_stance("force_eager"), sdpa_kernel(SDPBackend.MATH):
             yield
     finally:
         with torch.no_grad():
