@@ -111,8 +111,10 @@ def watch(
 
 
 def _scalar(name: str, value: Any) -> float:
+    if type(value) is float:
+        return value
     if isinstance(value, Tensor) and value.numel() == 1:
-        return float(value.detach())
+        return value.detach().item()
     if isinstance(value, Real) and not isinstance(value, bool):
         return float(value)
     raise ValueError(f"{name} must be a number or a one-element tensor, got {type(value).__name__} {value!r}")
@@ -319,12 +321,14 @@ class Monitor:
     def _observe_update(self, t: int, record: dict[str, Any], group: dict[str, Any]) -> None:
         ratios, descent = [], 0.0
         for (_, params), before, grads in zip(self._layers, self._snapshot, self._grads):
-            change = math.sqrt(sum(_norm(p.detach() - b) ** 2 for p, b in zip(params, before)))
-            size = math.sqrt(sum(_norm(b) ** 2 for b in before))
-            ratios.append(ratio(change, size))
+            change = size = 0.0
             for p, b, g in zip(params, before, grads):
-                if g is not None:
-                    descent -= float(torch.sum(g.double() * (p.detach() - b).double()))
+                delta = p.detach() - b
+                change += _norm(delta) ** 2
+                size += _norm(b) ** 2
+                if g is not None:  # first-order decrease −g·Δw
+                    descent -= float(torch.dot(g.reshape(-1), delta.reshape(-1)))
+            ratios.append(ratio(math.sqrt(change), math.sqrt(size)))
         self._snapshot = self._grads = None
         momentum = group.get("momentum", group.get("betas", (None,))[0])
         record.update(update_ratio=ratios, descent=descent)
@@ -381,7 +385,11 @@ class Monitor:
         self._active[family] = {(f.label, f.layer) for f in flags}
 
     @staticmethod
-    def _insert(series: list[tuple[int, float]], step: int, value: float) -> None:
+    def _append(series: list[tuple[int, float]], step: int, value: float) -> None:
+        """Keep ``series`` sorted by step, one value per step (the common case: append at the end)."""
+        if not series or series[-1][0] < step:
+            series.append((step, value))
+            return
         i = bisect.bisect_left(series, step, key=lambda sv: sv[0])
         if i < len(series) and series[i][0] == step:
             series[i] = (step, value)
@@ -403,36 +411,52 @@ class Monitor:
         validation). ``loss`` is the training loss whose gradient drove the step: a non-finite one
         raises ``exploding``; it feeds the plateau labels. ``val_loss`` feeds ``overfitting``.
         """
-        step = max(self._step - 1, 0) if step is None else check_int("step", step, low=0)
-        values = {name: _scalar(name, value) for name, value in scalars.items()}
-        self._record(step).update(values)
-        if "loss" in values:
-            loss = values["loss"]
-            self._insert(self._train, step, loss)
-            flags = (
-                []
-                if math.isfinite(loss)
-                else [
-                    make_flag(
-                        "exploding", step, None, loss, math.inf, f"training loss is not finite ({loss})"
-                    )
-                ]
-            )
-            self._family("loss", flags)
-            if math.isfinite(loss) and self._observed(step):
+        # This runs after every optimizer step: keep the common path (a float loss, no flag) short.
+        if step is None:
+            step = self._step - 1 if self._step else 0
+        else:
+            step = check_int("step", step, low=0)
+        record = self._records.get(step)
+        if record is None:
+            record = self._records[step] = {}
+        for name, value in scalars.items():
+            record[name] = _scalar(name, value)
+        if "loss" in scalars:
+            loss = record["loss"]
+            self._append(self._train, step, loss)
+            finite = math.isfinite(loss)
+            if not finite or self._active.get("loss"):
+                flag = make_flag(
+                    "exploding", step, None, loss, math.inf, f"training loss is not finite ({loss})"
+                )
+                self._family("loss", [] if finite else [flag])
+            if finite and step % self.every == 0:
                 self._check_plateau(step)
-        if "val_loss" in values:
-            self._insert(self._val, step, values["val_loss"])
+        if "val_loss" in scalars:
+            self._append(self._val, step, record["val_loss"])
             self._family("overfitting", overfitting_label(self._val, self._train, step, self.thresholds))
+        if not self._unreported:
+            return []
         out, self._unreported = self._unreported, []
         return out
 
+    def _window(self, since: int) -> list[dict[str, Any]]:
+        """The records of steps ≥ ``since``, newest first. Records are created in step order, so this
+        reads only the newest ones (a few records logged late for an earlier step are skipped over)."""
+        out, older = [], 0
+        for s in reversed(self._records):
+            if s >= since:
+                out.append(self._records[s])
+            else:
+                older += 1
+                if older > 4:
+                    break
+        return out
+
     def _latest(self, key: str, since: int = 0) -> Any:
-        for s in sorted(self._records, reverse=True):
-            if s < since:
-                break
-            if key in self._records[s]:
-                return self._records[s][key]
+        for record in self._window(since):
+            if key in record:
+                return record[key]
         return None
 
     def _check_plateau(self, step: int) -> None:
@@ -443,16 +467,11 @@ class Monitor:
         start = self._train[-t.plateau_window][0]
         saturated = self._latest("saturated", start)
         saturated = max((s for s in saturated if math.isfinite(s)), default=None) if saturated else None
-        descents = [r["descent"] for s, r in self._records.items() if s >= start and "descent" in r]
+        window = self._window(start)
+        descents = [r["descent"] for r in window if "descent" in r]
         # the first-order decrease per step, from the observed steps in the window
         descent = sum(descents) / len(descents) if descents else None
-        ratios = [
-            v
-            for s, r in self._records.items()
-            if s >= start
-            for v in r.get("update_ratio", ())
-            if math.isfinite(v)
-        ]
+        ratios = [v for r in window for v in r.get("update_ratio", ()) if math.isfinite(v)]
         evidence = dict(
             trivial_loss=self.trivial_loss,
             grad_norm=self._latest("grad_total", start),
@@ -592,7 +611,9 @@ class Monitor:
                 f"{state['activation_layers']}, this monitor watches {layers} / {acts}"
             )
         self._step = int(state["step"])
-        self._records = {int(s): dict(r) for s, r in state["records"].items()}
+        self._records = {
+            int(s): dict(r) for s, r in sorted(state["records"].items(), key=lambda sr: int(sr[0]))
+        }
         self._lr = [float(v) for v in state["lr"]]
         self._train = [(int(s), float(v)) for s, v in state["train"]]
         self._val = [(int(s), float(v)) for s, v in state["val"]]

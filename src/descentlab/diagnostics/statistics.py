@@ -189,9 +189,13 @@ def check_probe(model: nn.Module, probe: Probe) -> None:
 
 # -- gradients ---------------------------------------------------------------------------
 def _norm(t: Tensor | None) -> float:
+    """‖t‖₂ as a Python float; recomputed in float64 if the tensor's own precision overflowed."""
     if t is None:
         return 0.0
-    return float(torch.linalg.vector_norm(t.detach(), dtype=torch.float64))
+    value = float(torch.linalg.vector_norm(t.detach()))
+    if math.isinf(value) and t.dtype != torch.float64:
+        value = float(torch.linalg.vector_norm(t.detach(), dtype=torch.float64))
+    return value
 
 
 def layer_norms(groups: list[list[Tensor | None]]) -> list[float]:
@@ -268,6 +272,7 @@ class ActivationRecorder:
         self.level = level
         self.enabled = enabled
         self.handles: list[Any] = []
+        self._hooks = [self._hook(i) for i in range(len(layers))]
         self.reset()
 
     def reset(self) -> None:
@@ -279,7 +284,7 @@ class ActivationRecorder:
     def attach(self) -> None:
         if not self.handles:
             self.handles = [
-                module.register_forward_hook(self._hook(i)) for i, (_, module, _) in enumerate(self.layers)
+                module.register_forward_hook(hook) for (_, module, _), hook in zip(self.layers, self._hooks)
             ]
 
     def detach(self) -> None:
