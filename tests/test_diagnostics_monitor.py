@@ -350,22 +350,19 @@ README_EXAMPLE = """
 import torch
 from descentlab.diagnostics import watch
 
-torch.manual_seed(0)
-layers = [torch.nn.Linear(20, 64), torch.nn.Sigmoid()]
-for _ in range(10):                                  # a deep sigmoid net: gradients vanish (notes 002)
-    layers += [torch.nn.Linear(64, 64), torch.nn.Sigmoid()]
-model = torch.nn.Sequential(*layers, torch.nn.Linear(64, 2))
+layers = [m for i in range(11) for m in (torch.nn.Linear(20 if i == 0 else 64, 64), torch.nn.Sigmoid())]
+model = torch.nn.Sequential(*layers, torch.nn.Linear(64, 2))   # 11 sigmoid layers deep (notes 002)
 opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
 x, y = torch.randn(256, 20), torch.randint(0, 2, (256,))
-with watch(model, opt, every=10) as monitor:         # public hooks only, all removed at the end
+with watch(model, opt, every=10) as monitor:            # public torch hooks, removed at the end
     for step in range(50):
         opt.zero_grad()
         loss = torch.nn.functional.cross_entropy(model(x), y)
         loss.backward()
         opt.step()
         monitor.log(loss=loss)
-print(monitor.report())                              # the flags, the notes' advice, the measurements
-monitor.plot("diagnosis.png")                        # the six-panel dashboard
+print(monitor.report())              # vanishing: flags, the notes' advice, measurements vs thresholds
+monitor.plot("diagnosis.png")        # the six-panel dashboard
 """
 
 
@@ -409,3 +406,17 @@ def test_thresholds_are_used(data):
     assert {f.layer for f in monitor.flags if f.label == "dead-relu"} == {
         name for name, d in zip(monitor.history.activation_layers, dead) if d > 0
     }
+
+
+def test_overfitting_through_log():
+    """fit's calls: loss after every step, val_loss after each validation, merged per step."""
+    model = mlp(2, "relu")
+    monitor = Monitor(model, torch.optim.SGD(model.parameters(), lr=0.1))
+    raised = []
+    for step in range(60):
+        raised += monitor.log(step=step, loss=1.0 / (1 + step), lr=0.1)
+        if step % 10 == 9:
+            raised += monitor.log(step=step, val_loss=0.5 + 0.1 * ((step - 29) / 30) ** 2)  # best: 29
+    assert [(f.label, f.step) for f in raised] == [("overfitting", 49)]
+    assert monitor.history[49]["val_loss"] == pytest.approx(0.5 + 0.1 * (20 / 30) ** 2)  # +8.9 %: flagged
+    assert monitor.history[49]["loss"] == pytest.approx(1 / 50)

@@ -208,9 +208,8 @@ def _activation_panel(fig, ax, monitor: Monitor) -> None:
     if not dsteps:
         _empty(
             ax,
-            "no activation statistics\n(" + monitor.report().notes[0] + ")"
-            if monitor.report().notes
-            else "no activation statistics",
+            "no activation statistics: no forward hook fired at the observed steps\n"
+            "(a torch.compile'd model ignores hooks added after compilation: pass probe=)",
         )
         return
     _, saturated = h.layer_series("saturated")

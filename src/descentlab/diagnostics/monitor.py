@@ -327,7 +327,7 @@ class Monitor:
                 change += _norm(delta) ** 2
                 size += _norm(b) ** 2
                 if g is not None:  # first-order decrease −g·Δw
-                    descent -= float(torch.dot(g.reshape(-1), delta.reshape(-1)))
+                    descent -= _dot(g, delta)
             ratios.append(ratio(math.sqrt(change), math.sqrt(size)))
         self._snapshot = self._grads = None
         momentum = group.get("momentum", group.get("betas", (None,))[0])
@@ -549,17 +549,16 @@ class Monitor:
                 measurements.append(Measurement(quantity, v, bound, layer, s))
         steps, values = h.series("sharpness")
         finite = [(v, s) for s, v in zip(steps, values) if math.isfinite(v)]
+        lsteps, lam = h.series("lambda_max")
+        raw = [(v, s) for s, v in zip(lsteps, lam) if math.isfinite(v)]
         if finite:
             v, s = max(finite)
-            measurements.append(
-                Measurement(
-                    "effective sharpness (η·λ_max)",
-                    v,
-                    f"unstable-lr > {h[s].get('sharpness_bound', math.nan):.4g}",
-                    None,
-                    s,
-                )
-            )
+            bound = f"unstable-lr > {h[s]['sharpness_bound']:.4g}"
+            measurements.append(Measurement("effective sharpness (η·λ_max)", v, bound, None, s))
+        elif raw:
+            v, s = max(raw)
+            bound = self._notes.get("curvature", "no stability bound")
+            measurements.append(Measurement("λ_max of the Hessian", v, bound, None, s))
         notes = list(self._notes.values())
         if self.curvature_every is None:
             notes.append("curvature not estimated (curvature_every=None): no unstable-lr test")
@@ -629,6 +628,13 @@ class Monitor:
             self._recorder.reset()
             if self._observed(self._step):
                 self._recorder.attach()
+
+
+def _dot(g: Tensor, delta: Tensor) -> float:
+    """Re(g·Δw), for dense or sparse gradients and real or complex parameters."""
+    if g.is_sparse:
+        return float(torch.real((g.coalesce() * delta).sum()))
+    return float(torch.real(torch.vdot(g.reshape(-1), delta.reshape(-1))))
 
 
 def _trivial(probe: Probe, outputs: Any) -> float | None:

@@ -192,9 +192,12 @@ def _norm(t: Tensor | None) -> float:
     """‖t‖₂ as a Python float; recomputed in float64 if the tensor's own precision overflowed."""
     if t is None:
         return 0.0
-    value = float(torch.linalg.vector_norm(t.detach()))
+    t = t.detach()
+    if t.is_sparse:
+        t = t.coalesce().values()
+    value = float(torch.linalg.vector_norm(t))
     if math.isinf(value) and t.dtype != torch.float64:
-        value = float(torch.linalg.vector_norm(t.detach(), dtype=torch.float64))
+        value = float(torch.linalg.vector_norm(t, dtype=torch.float64))
     return value
 
 

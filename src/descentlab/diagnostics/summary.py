@@ -116,6 +116,30 @@ class Diagnosis:
             "notes": list(self.notes),
         }
 
+    def _groups(self) -> list[list[Flag]]:
+        """Consecutive flags of the same label raised at the same step, one table row each."""
+        groups: list[list[Flag]] = []
+        for flag in self.flags:
+            last = groups[-1][-1] if groups else None
+            if last is not None and (last.label, last.step) == (flag.label, flag.step):
+                groups[-1].append(flag)
+            else:
+                groups.append([flag])
+        return groups
+
+    @staticmethod
+    def _row(group: list[Flag]) -> tuple[str, str, str, str, str]:
+        first = group[0]
+        step = "-" if first.step is None else str(first.step)
+        if len(group) == 1:
+            return step, first.label, first.layer or "-", _fmt(first.value), _fmt(first.threshold)
+        names = [f.layer or "-" for f in group]
+        layers = (
+            ", ".join(names) if len(names) <= 3 else f"{names[0]}, {names[1]} … {names[-1]} ({len(names)})"
+        )
+        values = [f.value for f in group]
+        return step, first.label, layers, f"{_fmt(min(values))}…{_fmt(max(values))}", _fmt(first.threshold)
+
     def __str__(self) -> str:
         head = f"Diagnosis over {self.observed_steps} observed step(s): " + (
             "healthy, no flag raised"
@@ -125,16 +149,7 @@ class Diagnosis:
         lines = [head]
         if self.flags:
             rows = [("step", "label", "layer", "value", "threshold")]
-            rows += [
-                (
-                    "-" if f.step is None else str(f.step),
-                    f.label,
-                    f.layer or "-",
-                    _fmt(f.value),
-                    _fmt(f.threshold),
-                )
-                for f in self.flags
-            ]
+            rows += [self._row(group) for group in self._groups()]
             widths = [max(len(r[i]) for r in rows) for i in range(5)]
             lines.append("")
             lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
