@@ -96,14 +96,16 @@ def lr_sweep(x, y) -> float:
         print(f"  lr {lr:8.4g}: final losses {', '.join(f'{v:.3g}' for v in finals)}")
         if ok and max(finals) < best_loss:
             best, best_loss = lr, max(finals)
-    print(f"  best lr (finite for every seed, lowest worst-seed loss): {best:g}; "
-          f"planted.BEST_LR = {BEST_LR:g}\n")
+    print(
+        f"  best lr (finite for every seed, lowest worst-seed loss): {best:g}; "
+        f"planted.BEST_LR = {BEST_LR:g}\n"
+    )
     return best
 
 
 def monitored_cases() -> None:
-    for name in ("healthy", "unstable-lr", "plateau:saddle"):
-        _, m = run_case(name, steps=40)
+    for name in ("healthy", "unstable-lr", "vanishing"):
+        monitor, m = run_case(name, steps=40)
         if name == "healthy":
             row(
                 "unstable-lr",
@@ -126,13 +128,29 @@ def monitored_cases() -> None:
                 T.update_ratio_low,
                 "control",
             )
+        elif name == "vanishing":
+            row(
+                "update-ratio-low",
+                "20-layer sigmoid (step 0, first layer)",
+                monitor.history[0]["update_ratio"][0],
+                T.update_ratio_low,
+                "planted",
+            )
         elif name == "unstable-lr":
             row(
                 "unstable-lr", "100 x best lr (step 0)", m["sharpness_first"], m["sharpness_bound"], "planted"
             )
+            row(
+                "update-ratio-high",
+                "100 x best lr (step 0, smallest layer)",
+                min(monitor.history[0]["update_ratio"]),
+                T.update_ratio_high,
+                "planted",
+            )
+            flagged = min(f.step for f in monitor.flags if f.label == "unstable-lr")
             print(
-                f"unstable-lr run: flag at step 0, first rise of the loss at step {m['first_rise_step']}, "
-                f"non-finite at step {m['nonfinite_step']}"
+                f"unstable-lr run: flag at step {flagged}, first rise of the loss at step "
+                f"{m['first_rise_step']}, non-finite at step {m['nonfinite_step']}"
             )
     for lr, name in ((1e-3, "Adam 1e-3 (default), 4-layer ReLU Kaiming, cross-entropy"),):
         x, y = digits(512)
@@ -168,7 +186,9 @@ def plateau_cases(x, y) -> None:
         T.negative_curvature,
         "planted",
     )
-    gap = abs(float(nn.functional.cross_entropy(saddle(x), y)) - ev["trivial_loss"]) / ev["trivial_loss"]
+    with torch.no_grad():
+        loss = float(nn.functional.cross_entropy(saddle(x), y))
+    gap = abs(loss - ev["trivial_loss"]) / ev["trivial_loss"]
     row(
         "plateau:saddle (trivial gap)",
         "3-layer tanh, weights x 1e-3: |L - L0|/L0",
@@ -217,7 +237,7 @@ def main() -> None:
     plateau_cases(xs, ys)
     print(f"\n{'label':28s} {'case':58s} {'value':>10s} {'threshold':>10s}  kind     margin")
     for label, case, value, threshold, kind in ROWS:
-        margin = value / threshold if value and threshold else math.nan
+        margin = value / threshold if value else math.inf
         if margin < 1:
             margin = 1 / margin
         print(f"{label:28s} {case:58s} {value:10.3g} {threshold:10.3g}  {kind:8s} {margin:8.3g}x")
