@@ -95,6 +95,9 @@ def watch(
     ``trivial_loss`` — the loss of the best constant predictor (computed from the probe if omitted).
 
     Arguments are checked here: a bad one raises ``ValueError`` naming it, its value and the range.
+    Without a ``with`` block, call :meth:`Monitor.close` to remove the hooks. Forwards run with
+    gradients enabled between the step before an observed step and that step are all pooled into
+    its activation statistics (validation under ``torch.no_grad()`` is not).
     """
     monitor = Monitor(
         model,
