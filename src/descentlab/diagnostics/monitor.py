@@ -15,6 +15,8 @@ the ``with`` block ends (or at :meth:`Monitor.close`):
   With a ``probe`` the activations are measured on that fixed batch instead.
 
 Steps ``t`` with ``t % every == 0`` are *observed*; the others cost two Python calls and a counter.
+An observed step copies the parameters and their gradients once (transiently twice the model's size)
+to measure the real update; curvature estimates use the optimizer's state as it is before the step.
 A ``torch.compile``d model ignores forward hooks added after compilation, so for compiled models pass
 a ``probe`` (run eagerly by the monitor) to get activation statistics; everything else works as is.
 
