@@ -283,15 +283,18 @@ def _sharpness_panel(ax, monitor: Monitor) -> None:
         if bounds:
             ax.set_ylim(min(min(v), bounds[-1]) / 3, max(max(v), bounds[-1]) * 3)
     lsteps, lam_min = h.series("lambda_min")
-    finite_min = [(s_, v_) for s_, v_ in zip(lsteps, lam_min) if math.isfinite(v_)]
-    if finite_min:
-        s_, v_ = finite_min[-1]
+    last = [
+        (s_, v_, h[s_].get("lambda_max", math.nan)) for s_, v_ in zip(lsteps, lam_min) if math.isfinite(v_)
+    ]
+    if last:
+        s_, v_, top_ = last[-1]
+        negative = math.isfinite(top_) and v_ < -monitor.thresholds.negative_curvature * abs(top_)
         ax.text(
             0.01,
-            0.88,
-            f"λ_min = {v_:.3g} at step {s_}" + (" (negative curvature)" if v_ < 0 else ""),
+            0.03,
+            f"λ_min = {v_:.3g} at step {s_}" + (" (negative curvature)" if negative else ""),
             transform=ax.transAxes,
-            va="top",
+            va="bottom",
             fontsize=7,
             color="0.25",
         )
