@@ -86,7 +86,8 @@ def cg(
         x0: initial guess (zeros by default).
         preconditioner: ``M⁻¹`` as a function ``r ↦ M⁻¹ r`` or as a tensor ``d`` holding the diagonal
             of ``M`` (then ``M⁻¹ r = r / d``).
-        tol, atol: relative and absolute residual tolerances.
+        tol: relative residual tolerance (``‖r‖ ≤ tol·‖b‖``).
+        atol: absolute residual tolerance.
         max_iter: iteration cap.
         stop_on_negative_curvature: stop at the first direction with ``pᵀAp ≤ 0``.
         progress_tol: Martens' (2010, §4.4) relative-progress criterion on the quadratic

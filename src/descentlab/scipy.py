@@ -105,7 +105,10 @@ def minimize(
         model: its parameters (``requires_grad=True``) are the variables; the result is written back.
         loss_fn: ``model ↦ scalar loss tensor`` (e.g. ``lambda m: F.mse_loss(m(x), y)``).
         method: any ``scipy.optimize.minimize`` method; gradient-free ones ignore the gradient.
-        tol, options, callback, **kwargs: passed on to SciPy (e.g. ``bounds``, ``constraints``).
+        tol: passed on to SciPy.
+        options: passed on to SciPy.
+        callback: passed on to SciPy.
+        **kwargs: passed on to SciPy (e.g. ``bounds``, ``constraints``).
 
     Returns:
         SciPy's ``OptimizeResult`` (``x`` is the float64 solution vector).

@@ -72,7 +72,8 @@ class ChainOptimizer(torch.optim.Optimizer):
             ``False``: never.
         foreach: accepted so that the named optimizers keep torch's signatures; it has no
             effect (descentlab picks its own path) and says so once.
-        capturable, differentiable: not supported (``ValueError`` when True).
+        capturable: not supported (``ValueError`` when True).
+        differentiable: not supported (``ValueError`` when True).
         extra_defaults: further param-group entries the chain does not read (kept for
             torch compatibility, e.g. Adam's ``decoupled_weight_decay``).
         **hyperparameters: overrides of the transform's defaults (e.g. ``lr=0.1``).
