@@ -58,13 +58,15 @@ class ChainOptimizer(torch.optim.Optimizer):
             :class:`~descentlab.validation.NonFiniteError` naming the parameter) or ``"skip"``
             (skip the whole step, leaving parameters and state untouched; counted in
             ``skipped_steps``).
-        fast: the execution path. ``None`` (default): the compiled fast path for every
-            bucket of at least ``2**20`` elements when ``torch.compile`` works here, eager
-            otherwise; ``True``: fast path for every bucket (a warning and the eager path
-            if compilation is unavailable); ``False``: always eager. See
-            :mod:`descentlab.optim.fast`: in fast mode the parameters and gradients of a
-            bucket are stored in one flat buffer (parameters become views into it), and
-            :meth:`zero_grad` zeroes that buffer in place.
+        fast: the execution path. ``None`` (default): no compilation — torch's fused kernel
+            where one implements the chain (see ``fused``), else the chain runner on flat
+            buckets or in cache-sized chunks; ``True``: the compiled fast path for every bucket
+            (one pass over memory per step, after a compilation of seconds on the first step;
+            a warning and the eager path if compilation is unavailable); ``False``: always the
+            chain runner (the reference path). See :mod:`descentlab.optim.fast`: in fast mode
+            the parameters and gradients of a bucket are stored in one flat buffer
+            (parameters become views into it), and :meth:`zero_grad` zeroes that buffer in
+            place.
         fused: torch's fused kernels (``torch._fused_adam_`` and friends, see
             :mod:`descentlab.optim.fused`) for the chains they implement exactly — Adam, AdamW,
             SGD, Adagrad. ``None`` (default): used whenever they apply in auto mode
@@ -243,7 +245,7 @@ class ChainOptimizer(torch.optim.Optimizer):
                     continue
                 self._refuse_sparse(group, gi, layout, present)
                 uniform = len(present) == len(layout.params) and layout.step is not None
-                small = sum(layout.numels) <= executors.CHUNK_ELEMENTS
+                small = sum(layout.numels) <= executors.FLAT_ELEMENTS
                 if uniform and layout.owns_storage:
                     compiled.append((group, layout))
                 elif uniform and self._fusable(layout, group):
@@ -333,9 +335,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         return layouts
 
     def _wants_compiled(self, layout: BucketLayout) -> bool:
-        if self.fast is False or not layout.can_own_storage() or not self.transform.elementwise:
-            return False
-        if self.fast is None and sum(layout.numels) < fastpath.FAST_MIN_NUMEL:
+        if self.fast is not True or not layout.can_own_storage() or not self.transform.elementwise:
             return False
         if any(t.has_statistic for t in self.transform.leaves) and (
             len(self.param_groups) > 1

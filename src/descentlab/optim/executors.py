@@ -31,10 +31,14 @@ from torch import Tensor
 from ..transforms.base import Context, Transform, run_chain
 from .layout import BucketLayout
 
-__all__ = ["Unit", "CHUNK_ELEMENTS", "flat_unit", "chunk_units", "parameter_units", "run_units"]
+__all__ = [
+    "Unit", "FLAT_ELEMENTS", "CHUNK_ELEMENTS", "flat_unit", "chunk_units", "parameter_units", "run_units",
+]
 
-#: a bucket larger than this runs in chunks of at most this many elements (2**16: a chunk's
-#: update, state and temporaries stay in the 1–2 MiB a core has of L2 cache)
+#: a bucket of at most this many elements runs as one flat unit
+FLAT_ELEMENTS = 1 << 17
+#: a larger bucket runs in chunks of at most this many elements (2**16: a chunk's update, state
+#: and temporaries stay in the 1–2 MiB a core has of L2 cache)
 CHUNK_ELEMENTS = 1 << 16
 
 

@@ -45,6 +45,11 @@ class Momentum(Transform):
         # Like torch, no buffer (and no memory) while momentum is 0.
         return {"momentum_buffer": torch.zeros_like(param)} if hp["momentum"] != 0 else {}
 
+    def coefficients(self, hp: Mapping[str, Any], step: int) -> dict[str, float]:
+        # p_1 = u_1 written as 0·p + 1·u: no branch on the step, so a compiled step has one graph
+        first = step == 1
+        return {"keep": 0.0 if first else hp["momentum"], "new": 1.0 if first else 1.0 - hp["dampening"]}
+
     def update(self, u: Tensor, state: dict, ctx: Context) -> Tensor:
         beta = ctx.hp["momentum"]
         if beta == 0:
@@ -55,10 +60,7 @@ class Momentum(Transform):
                 "momentum_buffer; create the optimizer with the momentum you will use"
             )
         p = state["momentum_buffer"]
-        if ctx.step == 1:
-            p.copy_(u)
-        else:
-            p.mul_(beta).add_(u, alpha=1 - ctx.hp["dampening"])
+        p.mul_(ctx.coef["keep"]).add_(u, alpha=ctx.coef["new"])
         return u + beta * p if ctx.hp["nesterov"] else p
 
 
