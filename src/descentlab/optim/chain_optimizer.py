@@ -38,7 +38,7 @@ from ..validation import NonFiniteError, NonFinitePolicy, check_choice, check_no
 from . import executors
 from . import fast as fastpath
 from . import fused as fusedpath
-from .executors import Unit, chunk_units, flat_unit, parameter_units, run_units
+from .executors import Unit, parameter_units, piece_units, run_units
 from .layout import BucketLayout
 
 __all__ = ["ChainOptimizer", "from_chain", "NonFiniteError", "constructor_arguments"]
@@ -235,7 +235,6 @@ class ChainOptimizer(torch.optim.Optimizer):
         fused: list[tuple[dict, BucketLayout]] = []
         units: list[Unit] = []
         elementwise = self.transform.elementwise
-        global_statistic = any(leaf.has_statistic for leaf in self.transform.leaves)
         for gi, (group, layouts) in enumerate(zip(self.param_groups, self._current_layouts())):
             for layout in layouts:
                 if layout.owns_storage and not layout.storage_intact():
@@ -245,17 +244,13 @@ class ChainOptimizer(torch.optim.Optimizer):
                     continue
                 self._refuse_sparse(group, gi, layout, present)
                 uniform = len(present) == len(layout.params) and layout.step is not None
-                small = sum(layout.numels) <= executors.FLAT_ELEMENTS
                 if uniform and layout.owns_storage:
                     compiled.append((group, layout))
                 elif uniform and self._fusable(layout, group):
                     fused.append((group, layout))
-                elif not (layout.contiguous and elementwise):
-                    units.extend(parameter_units(layout, group, present, self.state))
-                elif uniform and (small or global_statistic):
-                    units.append(flat_unit(layout, group))
-                elif not global_statistic:
-                    units.extend(chunk_units(layout, group, present))
+                elif layout.contiguous and elementwise:
+                    chunk = executors.CHUNK_ELEMENTS
+                    units.extend(piece_units(self.transform, layout, group, present, chunk))
                 else:
                     units.extend(parameter_units(layout, group, present, self.state))
         return compiled, fused, units

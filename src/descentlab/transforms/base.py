@@ -70,11 +70,14 @@ def scalar_state_dtype() -> torch.dtype:
 def overwrite_(target: Tensor, value: Tensor | float) -> Tensor:
     """``target ← value`` in place, written so that a compiled step keeps it correct.
 
-    The one home of the inductor workarounds: a ``copy_`` from a tensor that the same
-    compiled step updates later may be reordered after that update, and ``fill_`` with a
-    Python float would bake the value into the graph; ``target·0 + value`` does neither.
+    The one home of the inductor workarounds: under ``torch.compile`` a ``copy_`` from a tensor
+    that the same compiled step updates later may be reordered after that update, and ``fill_``
+    with a Python float would bake the value into the graph, so it is written ``target·0 + value``;
+    eagerly it is a plain ``copy_`` / ``fill_`` (one pass).
     """
-    return target.mul_(0).add_(value)
+    if torch.compiler.is_compiling():
+        return target.mul_(0).add_(value)
+    return target.copy_(value) if isinstance(value, Tensor) else target.fill_(value)
 
 
 class Context:
@@ -205,6 +208,11 @@ class Transform:
     def statistic(self, updates: list[Tensor], hp: Mapping[str, Any]) -> Tensor | None:
         """A global quantity over every update of the optimizer (e.g. the total norm)."""
         return None
+
+    def is_identity(self, hp: Mapping[str, Any]) -> bool:
+        """Whether, with these hyperparameters, the rule returns its updates unchanged and touches
+        no state (``maximize=False``, ``weight_decay=0``, ``momentum=0``): the runner then skips it."""
+        return False
 
     def update(self, u: Tensor, state: Mapping[str, Tensor], ctx: Context) -> Tensor:
         raise NotImplementedError
@@ -408,7 +416,8 @@ def run_chain(
             for ctx in contexts:
                 ctx.statistic = value
         updates = [
-            leaf.update(u, _view(state, state_names), ctx) for u, state, ctx in zip(updates, states, contexts)
+            u if leaf.is_identity(ctx.hp) else leaf.update(u, _view(state, state_names), ctx)
+            for u, state, ctx in zip(updates, states, contexts)
         ]
     factors: list[Any] = [1.0] * len(updates)
     if folded:

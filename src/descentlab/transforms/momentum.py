@@ -45,6 +45,9 @@ class Momentum(Transform):
         # Like torch, no buffer (and no memory) while momentum is 0.
         return {"momentum_buffer": torch.zeros_like(param)} if hp["momentum"] != 0 else {}
 
+    def is_identity(self, hp: Mapping[str, Any]) -> bool:
+        return hp["momentum"] == 0
+
     def coefficients(self, hp: Mapping[str, Any], step: int) -> dict[str, float]:
         # p_1 = u_1 written as 0·p + 1·u: no branch on the step, so a compiled step has one graph
         first = step == 1
