@@ -242,7 +242,8 @@ class ChainOptimizer(torch.optim.Optimizer):
                 present = layout.with_gradients()
                 if not present:
                     continue
-                self._refuse_sparse(group, gi, layout, present)
+                if not layout.dense_gradients(present):
+                    self._refuse_sparse(group, gi, layout, present)
                 uniform = len(present) == len(layout.params) and layout.step is not None
                 if uniform and layout.owns_storage:
                     compiled.append((group, layout))

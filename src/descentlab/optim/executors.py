@@ -25,7 +25,7 @@ from typing import Any
 
 from torch import Tensor
 
-from ..transforms.base import Context, Transform, chain_coefficients, run_chain
+from ..transforms.base import Context, Deferred, Transform, chain_coefficients, run_chain, subtract
 from .layout import BucketLayout
 
 __all__ = ["Unit", "CHUNK_ELEMENTS", "piece_units", "parameter_units", "run_units"]
@@ -44,7 +44,7 @@ class Unit:
     state: Mapping[str, Tensor]
     context: Context
     params: list[Tensor]  # the parameters it covers (for error messages)
-    apply: Callable[[Tensor, Any], None]  # w ← w − factor·s
+    apply: Callable[[Tensor | Deferred, Any], None]  # w ← w − factor·s
     finish: Callable[[], None]  # record that the step was taken
 
 
@@ -120,8 +120,8 @@ def parameter_units(layout: BucketLayout, group: dict, present: Sequence[int], s
         own = {key: value for key, value in state[p].items() if key != "step"}
         own.update({key: values[i] for key, values in layout.scalars.items()})
 
-        def apply(s: Tensor, factor: Any, p: Tensor = p) -> None:
-            p.add_(s, alpha=-factor)
+        def apply(s: Tensor | Deferred, factor: Any, p: Tensor = p) -> None:
+            subtract(p, s, factor)
 
         def finish(i: int = i, k: int = k) -> None:
             layout.set_step(i, k)

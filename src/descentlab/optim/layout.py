@@ -21,6 +21,7 @@ is computed (that is the executors' job, :mod:`descentlab.optim.executors`):
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +29,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..transforms.base import Transform, scalar_state_dtype
+from ..transforms.base import Deferred, Transform, materialize, scalar_state_dtype, subtract
 
 __all__ = ["BucketLayout", "Piece", "plain_tensor"]
 
@@ -63,12 +64,12 @@ class Piece:
     def parameter(self) -> Tensor:
         return self.views[0] if len(self.views) == 1 else torch.cat(self.views)
 
-    def subtract(self, s: Tensor, factor: Any) -> None:
+    def subtract(self, s: Tensor | Deferred, factor: Any) -> None:
         """``w ← w − factor·s`` on the piece's elements."""
         if len(self.views) == 1:
-            self.views[0].add_(s, alpha=-factor)
+            subtract(self.views[0], s, factor)
         else:
-            steps = s.split([view.numel() for view in self.views])
+            steps = materialize(s).split([view.numel() for view in self.views])
             torch._foreach_add_(list(self.views), list(steps), alpha=-factor)
 
 
@@ -114,6 +115,7 @@ class BucketLayout:
         self._grad_views: list[Tensor] = []
         self._pointers: list[int] = []
         self._pieces: dict[tuple[int, bool], list[Piece]] = {}
+        self._everyone = list(range(len(params)))
 
     # -- building -------------------------------------------------------------------------
     @classmethod
@@ -187,7 +189,11 @@ class BucketLayout:
 
     def storage_intact(self) -> bool:
         """Whether every parameter still is a view into :attr:`flat_param`."""
-        return all(p.data_ptr() == ptr for p, ptr in zip(self.params, self._pointers))
+        return list(map(Tensor.data_ptr, self.params)) == self._pointers
+
+    def dense_gradients(self, present: list[int]) -> bool:
+        """Whether the gradients of ``present`` are known dense (all adopted into owned storage)."""
+        return present is self._everyone
 
     def reset_owned_gradients(self) -> None:
         """``zero_grad`` for owned storage: zero the flat gradient, gradients are views into it."""
@@ -202,6 +208,8 @@ class BucketLayout:
         ``set_to_none``, or another library such as DDP owns it) is copied into the view."""
         if not self.owns_storage:
             return [i for i, p in enumerate(self.params) if p.grad is not None]
+        if all(map(operator.is_, [p.grad for p in self.params], self._grad_views)):
+            return self._everyone  # the usual case: backward accumulated into the views
         present = []
         for i, (p, view) in enumerate(zip(self.params, self._grad_views)):
             g = p.grad
