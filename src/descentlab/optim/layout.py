@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..transforms.base import Deferred, Transform, materialize, scalar_state_dtype, subtract
+from ..transforms.base import Deferred, Transform, scalar_state_dtype, subtract
 
 __all__ = ["BucketLayout", "Piece", "plain_tensor"]
 
@@ -68,9 +68,16 @@ class Piece:
         """``w ← w − factor·s`` on the piece's elements."""
         if len(self.views) == 1:
             subtract(self.views[0], s, factor)
+        elif isinstance(s, Deferred):
+            s.subtract_from_pieces(list(self.views), [view.numel() for view in self.views], factor)
         else:
-            steps = materialize(s).split([view.numel() for view in self.views])
+            steps = s.split([view.numel() for view in self.views])
             torch._foreach_add_(list(self.views), list(steps), alpha=-factor)
+
+
+#: parameters smaller than this are packed together into pieces (larger ones have their own:
+#: gathering them would cost more than the calls it saves)
+PACK_BELOW = 1 << 14
 
 
 def plain_tensor(p: Tensor) -> bool:
@@ -242,11 +249,14 @@ class BucketLayout:
             total = offsets[-1]
             ranges = [(a, min(a + chunk, total)) for a in range(0, total, chunk)]
             return [self._piece(a, b, self._members(a, b, offsets), owned=True) for a, b in ranges]
+        if packed and offsets[-1] <= chunk:  # a small bucket: one piece
+            members = tuple((i, 0, n) for i, n in enumerate(self.numels))
+            return [self._piece(0, offsets[-1], members, owned=False)]
         groups: list[list[tuple[int, int, int]]] = []
         current: list[tuple[int, int, int]] = []
         size = 0
         for i, n in enumerate(self.numels):
-            if n > chunk or not packed:
+            if n >= min(chunk, PACK_BELOW) or not packed:
                 if current:
                     groups.append(current)
                     current, size = [], 0

@@ -133,6 +133,15 @@ class Deferred:
             else:
                 w.addcdiv_(a, b, value=value)
 
+    def subtract_from_pieces(self, ws: list[Tensor], sizes: list[int], factor: Any) -> None:
+        """The same for a flat step over consecutive tensors ``ws`` of ``sizes`` elements."""
+        for c, a, b, _ in self.terms:
+            value = -float(factor) * float(c)
+            if b is None:
+                torch._foreach_add_(ws, list(a.split(sizes)), alpha=value)
+            else:
+                torch._foreach_addcdiv_(ws, list(a.split(sizes)), list(b.split(sizes)), value=value)
+
 
 def _is_one(c: Any) -> bool:
     return c is _ONE
