@@ -38,7 +38,7 @@ from ..validation import NonFiniteError, NonFinitePolicy, check_choice, check_no
 from . import executors
 from . import fast as fastpath
 from . import fused as fusedpath
-from .executors import Unit, parameter_units, piece_units, run_units
+from .executors import Unit, parameter_units, piece_units, run_units, sparse_units
 from .layout import BucketLayout
 
 __all__ = ["ChainOptimizer", "from_chain", "NonFiniteError", "constructor_arguments"]
@@ -94,6 +94,11 @@ class ChainOptimizer(torch.optim.Optimizer):
     state_for_all_params: bool = False
     #: param-group keys of a named optimizer that its chain does not read (torch compatibility).
     group_extras: tuple[str, ...] = ()
+    #: how sparse gradients are applied — ``None`` (refused), ``"rows"`` or ``"dense"`` (see
+    #: :meth:`sparse_mode`)
+    sparse_gradients: str | None = None
+    #: the error message for a dense gradient, for optimizers that take sparse ones only (SparseAdam)
+    refuses_dense: str | None = None
 
     def __init__(
         self,
@@ -242,8 +247,16 @@ class ChainOptimizer(torch.optim.Optimizer):
                 present = layout.with_gradients()
                 if not present:
                     continue
+                if self.refuses_dense and any(not layout.params[i].grad.is_sparse for i in present):
+                    raise RuntimeError(self.refuses_dense)
                 if not layout.dense_gradients(present):
-                    self._refuse_sparse(group, gi, layout, present)
+                    sparse = [i for i in present if layout.params[i].grad.is_sparse]
+                    if sparse:  # this bucket runs per parameter this step
+                        mode = self._sparse_mode(group, gi, layout, sparse)
+                        units.extend(sparse_units(layout, group, sparse, mode))
+                        dense = [i for i in present if i not in sparse]
+                        units.extend(parameter_units(layout, group, dense, self.state))
+                        continue
                 uniform = len(present) == len(layout.params) and layout.step is not None
                 if uniform and layout.owns_storage:
                     compiled.append((group, layout))
@@ -260,13 +273,21 @@ class ChainOptimizer(torch.optim.Optimizer):
         kernel = self._kernel
         return kernel is not None and kernel.takes(group) and fusedpath.layout_supported(kernel, layout)
 
-    def _refuse_sparse(self, group: dict, gi: int, layout: BucketLayout, present: list[int]) -> None:
-        for i in present:
-            if layout.params[i].grad.is_sparse:
-                raise RuntimeError(
-                    f"{type(self).__name__} does not support sparse gradients "
-                    f"(parameter {self._param_name(group, gi, layout.params[i])})"
-                )
+    def sparse_mode(self, group: dict) -> str | None:
+        """How this optimizer applies a sparse gradient (see
+        :func:`~descentlab.optim.executors.sparse_units`): ``"rows"``, ``"dense"``, or ``None`` —
+        not supported (``RuntimeError``). Default: the class's :attr:`sparse_gradients`."""
+        return self.sparse_gradients
+
+    def _sparse_mode(self, group: dict, gi: int, layout: BucketLayout, sparse: list[int]) -> str:
+        mode = self.sparse_mode(group)
+        if mode is None:
+            raise RuntimeError(
+                f"{type(self).__name__} does not support sparse gradients "
+                f"(parameter {self._param_name(group, gi, layout.params[sparse[0]])}); "
+                "SGD, Adagrad and SparseAdam do"
+            )
+        return mode
 
     def _storage_replaced(self, layout: BucketLayout) -> None:
         """Other code (e.g. ZeroRedundancyOptimizer with parameters_as_bucket_view=True) gave
@@ -319,11 +340,13 @@ class ChainOptimizer(torch.optim.Optimizer):
         for p in group["params"]:
             if p.grad is None and not self.state.get(p) and not self.state_for_all_params:
                 continue
-            by_kind.setdefault((p.device, p.dtype), []).append(p)
+            sparse = p.grad is not None and p.grad.is_sparse  # (sparse gradients: a bucket of their own)
+            by_kind.setdefault((p.device, p.dtype, sparse), []).append(p)
         layouts = []
         for params in by_kind.values():
             layout = BucketLayout.build(params, self.transform, group, self.state)
-            if self._wants_compiled(layout):
+            sparse = any(p.grad is not None and p.grad.is_sparse for p in params)
+            if self._wants_compiled(layout) and not sparse:
                 layout.own_storage()
             for i, p in enumerate(params):
                 self.state[p] = layout.parameter_state(i, self._stores_step)

@@ -28,7 +28,7 @@ from torch import Tensor
 from ..transforms.base import Context, Deferred, Transform, chain_coefficients, run_chain, subtract
 from .layout import BucketLayout
 
-__all__ = ["Unit", "CHUNK_ELEMENTS", "piece_units", "parameter_units", "run_units"]
+__all__ = ["Unit", "CHUNK_ELEMENTS", "piece_units", "parameter_units", "sparse_units", "run_units"]
 
 #: the largest piece (2**17 float32 elements, 512 KiB: a piece's update, state and temporaries
 #: stay within a core's L2 cache); measured against 2**16 and 2**18 on the models of
@@ -128,6 +128,50 @@ def parameter_units(layout: BucketLayout, group: dict, present: Sequence[int], s
 
         units.append(Unit(p.grad, own, Context(group, k, param=p), [p], apply, finish))
     return units
+
+
+def sparse_units(layout: BucketLayout, group: dict, present: Sequence[int], mode: str) -> list[Unit]:
+    """One unit per parameter with a sparse gradient (``torch.sparse_coo``, e.g. from
+    ``nn.Embedding(sparse=True)``).
+
+    ``mode="rows"``: the chain runs on the rows the gradient holds — their values, and the rows of
+    the state and of the parameter gathered at those indices — and the results are written back
+    there: rows that are absent keep their parameter and state bit for bit (the "lazy" semantics of
+    torch's SparseAdam and sparse Adagrad). ``mode="dense"``: the gradient is densified first
+    (torch's SGD with momentum, whose velocity moves every row it ever saw)."""
+    units = []
+    for i in present:
+        p = layout.params[i]
+        k = layout.next_step_of(i)
+        scalars = {key: values[i] for key, values in layout.scalars.items()}
+        if mode == "dense":
+            own = {key: views[i] for key, views in layout.state_views.items()} | scalars
+            units.append(Unit(p.grad.to_dense(), own, Context(group, k, param=p), [p],
+                              lambda s, factor, p=p: subtract(p, s, factor), _step_counter(layout, i, k)))
+            continue
+        grad = p.grad.coalesce()
+        rows = tuple(grad._indices())
+        full = {key: views[i] for key, views in layout.state_views.items()}
+        gathered = {key: view[rows] for key, view in full.items()}
+        param_rows = p.detach()[rows]
+
+        def apply(s, factor, p=p, rows=rows, param_rows=param_rows) -> None:
+            updated = param_rows.clone()
+            subtract(updated, s, factor)
+            p.index_put_(rows, updated)
+
+        def finish(i=i, k=k, rows=rows, full=full, gathered=gathered) -> None:
+            for key, view in full.items():
+                view.index_put_(rows, gathered[key])
+            layout.set_step(i, k)
+
+        units.append(Unit(grad._values(), gathered | scalars, Context(group, k, param=param_rows), [p],
+                          apply, finish))
+    return units
+
+
+def _step_counter(layout: BucketLayout, i: int, k: int) -> Callable[[], None]:
+    return lambda: layout.set_step(i, k)
 
 
 def run_units(rule: Transform, units: list[Unit]) -> None:

@@ -138,6 +138,8 @@ class BucketLayout:
             previous = old.get(p, {})
             for key, fresh in rule.init_state(p.detach(), group).items():
                 existing = previous.get(key)
+                if isinstance(existing, Tensor) and existing.is_sparse:  # torch's sparse SGD momentum
+                    existing = existing.to_dense()
                 usable = isinstance(existing, Tensor) and existing.numel() == p.numel()
                 tensors.setdefault(key, []).append(
                     existing.detach().to(fresh.dtype).reshape(-1) if usable else fresh.reshape(-1)
