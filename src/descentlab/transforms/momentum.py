@@ -83,8 +83,7 @@ class HeavyBall(Transform):
     state_depends_on = ()
 
     def validate(self, hp: Mapping[str, Any]) -> None:
-        check_number("lr", hp["lr"], low=0.0)
-        check_number("momentum", hp["momentum"], low=0.0, high=1.0, high_open=True)
+        _check_lr_and_momentum(hp)
 
     def init_state(self, param: Tensor, hp: Mapping[str, Any]) -> dict[str, Tensor]:
         return {"previous_param": param.detach().clone()}
@@ -115,8 +114,7 @@ class NesterovLookahead(Transform):
     state_depends_on = ()
 
     def validate(self, hp: Mapping[str, Any]) -> None:
-        check_number("lr", hp["lr"], low=0.0)
-        check_number("momentum", hp["momentum"], low=0.0, high=1.0, high_open=True)
+        _check_lr_and_momentum(hp)
 
     def init_state(self, param: Tensor, hp: Mapping[str, Any]) -> dict[str, Tensor]:
         return {"velocity": torch.zeros_like(param)}
@@ -131,3 +129,9 @@ class NesterovLookahead(Transform):
     def true_params(lookahead_param: Tensor, state: Mapping[str, Tensor], beta: float) -> Tensor:
         """``w = ŵ + β·p``: the iterate of the look-ahead form behind the stored ``ŵ``."""
         return lookahead_param + beta * state["velocity"]
+
+
+def _check_lr_and_momentum(hp: Mapping[str, Any]) -> None:
+    """The two hyperparameters of the forms that include their learning rate."""
+    check_number("lr", hp["lr"], low=0.0)
+    check_number("momentum", hp["momentum"], low=0.0, high=1.0, high_open=True)
