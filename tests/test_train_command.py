@@ -62,7 +62,7 @@ def test_lr_find_uses_the_suggestion_unless_opt_sets_lr(capsys, tmp_path):
     found = summary(tmp_path / "found")
     assert found["lr_source"] == "the range test" and found["lr"] == found["range_test"]["suggested"]
     assert found["range_test"]["curvature_lr"] > found["lr"]  # 2/λ_max lies above the suggestion
-    assert f"suggested lr {found['lr']:.3g}" in out and f"lr={found['lr']:.3g}" in out
+    assert "range test (" in out and f"training with lr={found['lr']:.3g}" in out
     assert 0.01 < found["lr"] < 2.0
     with Image.open(tmp_path / "found" / "range_test.png") as image:
         assert image.format == "PNG"
@@ -111,17 +111,18 @@ def test_the_same_command_again_resumes_from_the_checkpoint(capsys, tmp_path, mo
 
     code, out, err = run(capsys, *command("cut"))
     assert code == 0, err
-    assert "resuming from" in out and "resumed at step 25" in out
+    assert "resuming from" in out and "at epoch 2, step 25" in out
     whole, cut = summary(tmp_path / "whole"), summary(tmp_path / "cut")
-    assert cut["resumed_at"] == [25] and whole["resumed_at"] == []
+    assert cut["resumed_at"] == [25] and whole["resumed_at"] == [] and cut["resumed_from"] == 25
     assert cut["history"] == whole["history"]
     a, b = _checkpoint_tensors(tmp_path / "whole.ckpt"), _checkpoint_tensors(tmp_path / "cut.ckpt")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
     code, out, err = run(capsys, *command("cut"))  # finished: nothing left to train
     assert code == 0, err
-    assert "nothing left to train" in out
-    assert summary(tmp_path / "cut")["history"] == whole["history"]
+    again = summary(tmp_path / "cut")
+    assert again["already_finished"] and again["history"] == whole["history"]
+    assert "which had finished" in out
 
 
 def test_a_checkpoint_of_another_command_is_refused_and_left_alone(capsys, tmp_path):

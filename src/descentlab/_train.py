@@ -29,6 +29,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,6 +178,17 @@ def _read_resume(checkpoint: Path, command: dict[str, Any]) -> dict[str, Any] | 
     return saved
 
 
+def _position(checkpoint: Path) -> dict[str, Any] | None:
+    """Where the checkpoint's run stands (``fit``'s ``position``), or ``None`` if it cannot be read —
+    then ``fit`` refuses it with the reason."""
+    import torch
+
+    try:
+        return dict(torch.load(checkpoint, weights_only=True)["position"])
+    except Exception:  # unreadable or foreign: fit raises the CheckpointError that says why
+        return None
+
+
 def _optimizer_registry() -> dict[str, type]:
     from .lab import optimizer_registry
 
@@ -298,8 +310,8 @@ def _digits(checked: _Checked) -> _Built:
         range_batches=batches(x, y, checked.batch_size, seed=checked.seed + 1,
                               epochs=max(1, math.ceil(100 / max(per_epoch, 1)))),
         probe=(x[:512], y[:512]),
-        facts={"model": "MLP 64-128-128-10 (ReLU)", "data": f"load_digits: {len(y)} train / {len(yv)} "
-               "validation images (fixed split)"},
+        facts={"model": "MLP 64-128-128-10 (ReLU)",
+               "data": f"load_digits, {len(y)} train / {len(yv)} validation images"},
     )
 
 
@@ -355,9 +367,10 @@ def _char_rnn(checked: _Checked) -> _Built:
         range_batches=range_loader,
         train_step=train_step,
         facts={
-            "model": f"character LSTM: embedding 32, LSTM 128, vocabulary {len(vocab)}",
-            "data": f"{len(text):,} characters of the standard library ({', '.join(CORPUS_MODULES)}): "
-            f"{len(x)} train / {len(xv)} validation windows of {checked.seq_len}",
+            "model": f"character LSTM (embedding 32, 128 units, {len(vocab)} symbols)",
+            "data": f"{len(x)} train / {len(xv)} validation windows of {checked.seq_len} characters",
+            "corpus": f"{', '.join(CORPUS_MODULES)} ({len(text):,} characters, Python "
+            f"{platform.python_version()})",
             "corpus_sha256": sha256,
             "truncated BPTT": f"chunks of k = {k} of each window of T = {checked.seq_len} "
             f"({math.ceil(checked.seq_len / k)} backward passes, one optimizer step per batch)",
@@ -406,6 +419,7 @@ def _train(checked: _Checked, console) -> dict[str, Any]:
     from rich.markup import escape
 
     from .training import EarlyStopping, fit, lr_range_test
+    from .training._problems import CORPUS_MODULES
 
     torch.manual_seed(checked.seed)
     built = _BUILDERS[checked.problem](checked)
@@ -418,16 +432,22 @@ def _train(checked: _Checked, console) -> dict[str, Any]:
             "--checkpoint path (nothing was changed)"
         )
     console.print(f"[bold]{checked.problem}[/bold]: {facts['model']}; {facts['data']}", highlight=False)
-    if "corpus_sha256" in facts:
-        console.print(f"corpus sha256 {facts['corpus_sha256']}", highlight=False)
+    if "corpus" in facts:
+        console.print(f"corpus: {len(CORPUS_MODULES)} standard-library modules, sha256 "
+                      f"{facts['corpus_sha256']}", highlight=False)
 
     given = "lr" in checked.opt_kwargs
     lr, lr_source, range_test = None, "--opt" if given else "the optimizer's default", None
     written: list[str] = []
+    position = None
     if resume is not None:  # the first run's learning rate (fit restores the optimizer's state anyway)
         lr, lr_source, range_test = resume["lr"], resume["lr_source"], resume.get("range_test")
-        console.print(f"resuming from [bold]{escape(str(checked.checkpoint))}[/bold] (lr {lr:.3g} from "
-                      f"{lr_source})", highlight=False)
+        position = _position(checked.checkpoint)
+        where = "" if position is None else (
+            ", which had finished" if position["finished"] else
+            f" at epoch {position['epoch'] + 1}, step {position['step']}")
+        console.print(f"resuming from [bold]{escape(str(checked.checkpoint))}[/bold]{where} "
+                      f"(lr {lr:.3g} from {lr_source})", highlight=False)
     elif checked.lr_find:
         result = lr_range_test(built.model, _build_optimizer(checked, built.model.parameters(), None),
                                built.loss_fn, built.range_batches, probe=built.probe)
@@ -435,7 +455,7 @@ def _train(checked: _Checked, console) -> dict[str, Any]:
         range_test = {"suggested": suggested, "suggestions": result.suggestions(),
                       "curvature_lr": result.curvature_lr, "steps": len(result.lrs),
                       "stopped_by": result.runs[0].stopped_by}
-        curvature = "" if result.curvature_lr is None else f"; 2/λ_max = {result.curvature_lr:.3g}"
+        curvature = "" if result.curvature_lr is None else f"; 2/λ_max {result.curvature_lr:.3g}"
         others = ", ".join(f"{rule} {value:.2g}" for rule, value in result.suggestions().items()
                            if rule != "combined")
         if given:
@@ -443,8 +463,9 @@ def _train(checked: _Checked, console) -> dict[str, Any]:
         else:
             lr, lr_source = suggested, "the range test"
             note = f"training with lr={suggested:.3g}"
-        console.print(f"range test ({len(result.lrs)} steps): suggested lr {suggested:.3g} ('combined' rule; "
-                      f"{others}){curvature} — {note}", highlight=False)
+        console.print(f"range test ({len(result.lrs)} steps): lr {suggested:.3g} by the 'combined' rule; "
+                      f"{others}{curvature}", highlight=False)
+        console.print(note, highlight=False)
         if checked.out is not None:
             result.plot(checked.out / "range_test.png",
                         title=f"Range test, {checked.problem}, {_spec_text(checked, None)}")
@@ -475,6 +496,8 @@ def _train(checked: _Checked, console) -> dict[str, Any]:
     )
     seconds = time.perf_counter() - began
     summary = _summary(checked, facts, history, used_lr, lr_source, range_test, seconds)
+    summary["resumed_from"] = None if position is None else position["step"]
+    summary["already_finished"] = position is not None and position["finished"]
     if checked.out is not None:
         from .training.plots import plot_history
 
@@ -515,7 +538,6 @@ def _summary(checked, facts, history, lr, lr_source, range_test, seconds) -> dic
         "val_loss": final["val_loss"],
         "val_acc": final["val_acc"],
         "resumed_at": list(history.resumed_at),
-        "resumed": checked.resume is not None,
         "checkpoint": None if checked.checkpoint is None else str(checked.checkpoint),
         "seed": checked.seed,
         "seconds": seconds,
@@ -547,13 +569,13 @@ def _print_summary(console, summary: dict[str, Any], written: list[str]) -> None
                      f"at {which}"))
     if "truncated BPTT" in summary:
         rows.append(("truncated BPTT", summary["truncated BPTT"]))
-    if "corpus_sha256" in summary:
-        rows.append(("corpus sha256", summary["corpus_sha256"]))
+    if "corpus" in summary:
+        rows.append(("corpus", f"{summary['corpus']}; sha256 {summary['corpus_sha256']}"))
     if summary["checkpoint"] is not None:
-        if summary["resumed_at"]:
-            resumed = f"; resumed at step {', '.join(map(str, summary['resumed_at']))}"
-        elif summary["resumed"]:
+        if summary["already_finished"]:
             resumed = "; the run had already finished, nothing left to train"
+        elif summary["resumed_from"] is not None:
+            resumed = f"; resumed at step {summary['resumed_from']}"
         else:
             resumed = ""
         rows.append(("checkpoint", f"{summary['checkpoint']}{resumed}"))
