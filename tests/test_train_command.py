@@ -136,6 +136,10 @@ def test_a_checkpoint_of_another_command_is_refused_and_left_alone(capsys, tmp_p
     assert "belongs to another command" in err and "--seed 0 there, 3 here" in err
     assert "--batch-size 64 there, 32 here" in err
     assert (path.read_bytes(), (tmp_path / "run.ckpt.json").read_bytes()) == before
+    path.write_bytes(before[0][: len(before[0]) // 2])  # a truncated checkpoint: refused, left as it is
+    code, _, err = run(capsys, "train", "digits", "--epochs", "1", "--checkpoint", str(path))
+    assert code == 2 and err.count("\n") == 1 and "cannot be read" in err and "truncated" in err
+    assert path.read_bytes() == before[0][: len(before[0]) // 2]
     (tmp_path / "run.ckpt.json").unlink()
     code, _, err = run(capsys, "train", "digits", "--epochs", "1", "--checkpoint", str(path))
     assert code == 2 and "was not written by descentlab train" in err

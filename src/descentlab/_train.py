@@ -107,6 +107,7 @@ class _Checked:
     seed: int
     seq_len: int | None
     bptt: int | None
+    opt_given: bool = True  # --opt was on the command line (else the problem's default spec)
     resume: dict[str, Any] | None = None  # the settings file of the checkpoint being resumed
 
     def command(self) -> dict[str, Any]:
@@ -181,12 +182,14 @@ def _read_resume(checkpoint: Path, command: dict[str, Any]) -> dict[str, Any] | 
 def _position(checkpoint: Path) -> dict[str, Any] | None:
     """Where the checkpoint's run stands (``fit``'s ``position``), or ``None`` if it cannot be read —
     then ``fit`` refuses it with the reason."""
+    import pickle
+
     import torch
 
     try:
         return dict(torch.load(checkpoint, weights_only=True)["position"])
-    except Exception:  # unreadable or foreign: fit raises the CheckpointError that says why
-        return None
+    except (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError, KeyError, TypeError):
+        return None  # truncated or foreign: fit raises the CheckpointError that says why
 
 
 def _optimizer_registry() -> dict[str, type]:
@@ -266,6 +269,7 @@ def check_settings(settings: TrainSettings) -> _Checked:
         seed=settings.seed,
         seq_len=seq_len,
         bptt=bptt,
+        opt_given=settings.opt is not None,
     )
     if checkpoint is not None:
         checked.resume = _read_resume(checkpoint, checked.command())
@@ -431,13 +435,18 @@ def _train(checked: _Checked, console) -> dict[str, Any]:
             f"{resume.get('corpus_sha256')}, this Python's is {facts.get('corpus_sha256')}); pass a new "
             "--checkpoint path (nothing was changed)"
         )
-    console.print(f"[bold]{checked.problem}[/bold]: {facts['model']}; {facts['data']}", highlight=False)
+    console.print(f"[bold]{checked.problem}[/bold]: {escape(facts['model'])}; {escape(facts['data'])}",
+                  highlight=False)
     if "corpus" in facts:
         console.print(f"corpus: {len(CORPUS_MODULES)} standard-library modules, sha256 "
                       f"{facts['corpus_sha256']}", highlight=False)
 
     given = "lr" in checked.opt_kwargs
-    lr, lr_source, range_test = None, "--opt" if given else "the optimizer's default", None
+    if given:
+        lr_source = "--opt" if checked.opt_given else f"the default --opt '{PROBLEMS[checked.problem].opt}'"
+    else:
+        lr_source = "the optimizer's default"
+    lr, range_test = None, None
     written: list[str] = []
     position = None
     if resume is not None:  # the first run's learning rate (fit restores the optimizer's state anyway)
