@@ -266,9 +266,12 @@ def plot_history(
     if history.stopped_epoch is not None:
         ax.axvline(ends[history.stopped_epoch], color=RED, ls="--", lw=1.2,
                    label=f"early stopping after {history.stopped_epoch + 1} epochs")
+    drawn = np.asarray([v for v in (*history.loss, *val) if np.isfinite(v)])
+    if len(drawn) and drawn.min() > 0 and drawn.max() / drawn.min() > 100:
+        ax.set_yscale("log")  # losses over several decades: the gap between train and val stays visible
     ax.set_xlabel("epochs completed")
     ax.set_ylabel("loss")
-    ax.grid(alpha=0.3)
+    ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
     if metric:
         ax2 = fig.add_subplot(1, 2, 2)
