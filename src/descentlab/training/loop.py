@@ -5,6 +5,7 @@ plain loop without it. One epoch is::
 
     for (inputs, targets) in train:              # any re-iterable: a DataLoader, a list of batches
         loss = loss_fn(model(inputs), targets);  loss.backward();  optimizer.step()
+                                                  # or: loss = train_step(model, inputs, targets)
         scheduler.step()                          # scheduler_interval="step"
         monitor.log(step=s, loss=loss, lr=η)      # after every optimizer step
         checkpoint every ``checkpoint_every`` steps
@@ -290,6 +291,7 @@ def fit(
     log_dir: str | os.PathLike | None = None,
     progress: bool = True,
     nonfinite: str | None = "raise",
+    train_step: Callable[[nn.Module, Any, Any], Tensor | float] | None = None,
 ) -> History:
     """Train ``model`` for ``epochs`` passes over ``train`` (see the module docstring); returns the
     :class:`History`.
@@ -305,6 +307,14 @@ def fit(
     ``log(step, **scalars)``, ``state_dict()`` and ``load_state_dict()``. ``nonfinite``: a non-finite
     training loss raises :class:`~descentlab.validation.NonFiniteError` (``"raise"``), skips that
     batch's update (``"skip"``) or is not checked (``None``).
+
+    ``train_step(model, inputs, targets) -> loss`` replaces the default forward and backward of a
+    training batch (``loss_fn(model(inputs), targets).backward()``): it computes the loss *and its
+    gradients* itself — e.g. truncated BPTT, ``tbptt(step, (inputs, targets), k)`` without an
+    optimizer, whose chunk gradients add up in ``.grad`` — and returns the loss (a float or a
+    0-dim tensor). ``fit`` still zeroes the gradients before it and steps the optimizer after it;
+    with ``nonfinite="skip"`` a non-finite loss discards the gradients it left. Validation still uses
+    ``loss_fn(model(inputs), targets)``.
     """
     # -- arguments, all checked before any work -------------------------------------------------
     if not isinstance(model, nn.Module):
@@ -364,6 +374,8 @@ def fit(
             raise ValueError("checkpoint_every needs checkpoint=PATH")
     progress = check_bool("progress", progress)
     nonfinite = check_nonfinite_policy(nonfinite)
+    if train_step is not None:
+        check_callable("train_step", train_step, "train_step(model, inputs, targets) -> loss")
     writer_class = None
     if log_dir is not None:
         try:
@@ -455,8 +467,11 @@ def fit(
                 model.train()
                 for inputs, targets in batches:
                     optimizer.zero_grad()
-                    loss = loss_fn(model(inputs), targets)
-                    value = float(loss.detach())
+                    if train_step is None:
+                        loss = loss_fn(model(inputs), targets)
+                    else:  # the gradients are already in .grad
+                        loss = train_step(model, inputs, targets)
+                    value = float(loss.detach() if isinstance(loss, Tensor) else loss)
                     lr = _lr(optimizer)
                     finite = math.isfinite(value)
                     if not finite and nonfinite == "raise":
@@ -464,8 +479,11 @@ def fit(
                             f"the training loss is {value} at epoch {epoch}, step {step + 1}"
                             + (f"; the last checkpoint in {str(path)!r} is intact" if path else "")
                         )
+                    if not finite and nonfinite == "skip" and train_step is not None:
+                        optimizer.zero_grad()
                     if finite or nonfinite is None:
-                        loss.backward()
+                        if train_step is None:
+                            loss.backward()
                         optimizer.step()
                         if scheduler is not None and scheduler_interval == "step":
                             scheduler.step()
