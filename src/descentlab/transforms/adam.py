@@ -138,12 +138,17 @@ class ScaleByNAdam(Transform):
     def init_scalars(self, hp: Mapping[str, Any]) -> dict[str, float]:
         return {"mu_product": 1.0}
 
-    def coefficients(self, hp: Mapping[str, Any], step: int) -> dict[str, float]:
+    def coefficients(self, hp: Mapping[str, Any], step: int) -> dict[str, Any]:
         beta1, beta2 = hp["betas"]
         psi = hp["momentum_decay"]
+        # μ_k and μ_{k+1} meet the tensor Π_k, so they are 0-d float64 tensors (the doubles torch
+        # computes with): a compiled step then never specialises on their changing values
+        mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * psi))
+        mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * psi))
         return {
-            "mu": beta1 * (1.0 - 0.5 * 0.96 ** (step * psi)),
-            "mu_next": beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * psi)),
+            "mu": torch.tensor(mu, dtype=torch.float64),
+            "one_minus_mu": torch.tensor(1.0 - mu, dtype=torch.float64),  # (1 − μ in Python, as torch)
+            "mu_next": torch.tensor(mu_next, dtype=torch.float64),
             "bias2": 1 - beta2**step,
         }
 
@@ -151,11 +156,11 @@ class ScaleByNAdam(Transform):
         beta1, beta2 = ctx.hp["betas"]
         eps, mu, mu_next = ctx.hp["eps"], ctx.coef["mu"], ctx.coef["mu_next"]
         m, v, mu_product = state["exp_avg"], state["exp_avg_sq"], state["mu_product"]
-        mu_product.mul_(mu)  # kept in torch's scalar dtype, as torch does
+        mu_product.mul_(mu.to(mu_product.dtype))  # in torch's scalar dtype, as torch does
         pi_k = mu_product.double()  # torch reads it back as a Python float (a double)
         m.lerp_(u, 1 - beta1)
         v.mul_(beta2).addcmul_(u, u, value=1 - beta2)
         denom = v.div(ctx.coef["bias2"]).sqrt_().add_(eps)
-        grad_coef = ((1.0 - mu) / (1.0 - pi_k)).to(u.dtype)
+        grad_coef = (ctx.coef["one_minus_mu"] / (1.0 - pi_k)).to(u.dtype)
         momentum_coef = (mu_next / (1.0 - pi_k * mu_next)).to(u.dtype)
         return Deferred(((grad_coef, u, denom, False), (momentum_coef, m, denom, False)))
