@@ -57,7 +57,9 @@ class ParameterServer:
     :func:`async_sgd` does). Its methods are :class:`ServerCore`'s messages, with a stop after
     ``updates`` applied updates."""
 
-    def __init__(self, params: Sequence[Tensor], optimizer_fn: Callable, updates: int, **options: Any) -> None:
+    def __init__(
+        self, params: Sequence[Tensor], optimizer_fn: Callable, updates: int, **options: Any
+    ) -> None:
         self.core = ServerCore(params, optimizer_fn, **options)
         self.updates = updates
         self.losses: list[float] = []
@@ -137,7 +139,9 @@ def async_sgd(
     check_int("num_workers", num_workers, low=1)
     check_int("updates", updates, low=1)
     check_choice("backend", backend, ("ray", "simulate"))
-    options = {"lr_policy": lr_policy, "delay_compensation": delay_compensation, "max_staleness": max_staleness}
+    options = {
+        "lr_policy": lr_policy, "delay_compensation": delay_compensation, "max_staleness": max_staleness
+    }
     initial = GradientWorker(model_fn, loss_fn, batch_fn).initial_parameters()
     if backend == "simulate":
         with one_thread():

@@ -52,7 +52,9 @@ def share_flat_(model: nn.Module) -> Tensor:
         raise ValueError("share_flat_: the model has no parameters")
     kinds = {(p.dtype, p.device) for p in params}
     if len(kinds) != 1:
-        raise ValueError(f"share_flat_ needs one dtype and device for every parameter, got {sorted(map(str, kinds))}")
+        raise ValueError(
+            f"share_flat_ needs one dtype and device for every parameter, got {sorted(map(str, kinds))}"
+        )
     if params[0].device.type != "cpu":
         raise ValueError(f"share_flat_ shares CPU memory; the parameters are on {params[0].device}")
     flat = torch.cat([p.detach().reshape(-1) for p in params]).share_memory_()
@@ -152,7 +154,8 @@ def hogwild(
         optimizer = optimizer_fn(model.parameters())
         if isinstance(optimizer, ChainOptimizer):
             raise ValueError(
-                "shared_state=True needs an optimizer that updates its state tensors in place (torch.optim's); "
+                "shared_state=True needs an optimizer that updates its state tensors in place "
+                "(torch.optim's); "
                 f"descentlab's {type(optimizer).__name__} keeps its state in per-process flat buffers — use "
                 "shared_state=False (state per process) or a torch.optim optimizer"
             )

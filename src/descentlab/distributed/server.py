@@ -84,7 +84,8 @@ def with_staleness(
         return optimizer
     if not isinstance(optimizer, ChainOptimizer):
         raise ValueError(
-            f"lr_policy={lr_policy!r} / delay_compensation need a descentlab optimizer (a chain of transforms "
+            f"lr_policy={lr_policy!r} / delay_compensation need a descentlab optimizer (a chain of "
+            "transforms "
             f"they can join), got {type(optimizer).__name__}; use e.g. descentlab.optim.SGD"
         )
     if optimizer.state:
@@ -139,7 +140,9 @@ class ServerCore:
             raise ValueError("params is empty: the server needs at least one parameter tensor")
         optimizer = optimizer_fn(self.params)
         if not isinstance(optimizer, torch.optim.Optimizer):
-            raise ValueError(f"optimizer_fn must return a torch.optim.Optimizer, got {type(optimizer).__name__}")
+            raise ValueError(
+                f"optimizer_fn must return a torch.optim.Optimizer, got {type(optimizer).__name__}"
+            )
         self.optimizer = with_staleness(optimizer, lr_policy, delay_compensation, hessian_diagonal)
         self.compensates = delay_compensation is not None or hessian_diagonal is not None
         self.max_staleness = max_staleness

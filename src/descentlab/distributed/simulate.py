@@ -24,8 +24,8 @@ from __future__ import annotations
 import functools
 import heapq
 import math
-from contextlib import contextmanager
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -195,7 +195,7 @@ class NoisyQuadratic:
         return float(0.5 * (self.h * (params[0] - self.optimum) ** 2).sum())
 
     def hessian_diagonal(self, w: Tensor) -> Tensor:
-        """The exact curvature, for delay compensation's reference (``DelayCompensation(hessian_diagonal=…)``)."""
+        """The exact curvature: delay compensation's reference (``DelayCompensation(hessian_diagonal=…)``)."""
         return self.h.to(w.dtype)
 
 

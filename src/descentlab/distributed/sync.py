@@ -149,7 +149,9 @@ def shard(
     check_int("batch_size", batch_size, low=1)
     if num_replicas is None or rank is None:
         if not dist.is_initialized():
-            raise RuntimeError("shard needs a process group (descentlab.distributed.init()) or num_replicas and rank")
+            raise RuntimeError(
+                "shard needs a process group (descentlab.distributed.init()) or num_replicas and rank"
+            )
         num_replicas = dist.get_world_size() if num_replicas is None else num_replicas
         rank = dist.get_rank() if rank is None else rank
     check_int("num_replicas", num_replicas, low=1)
@@ -310,9 +312,11 @@ class FitSupport:
                 "(under torchrun) or run inside descentlab.distributed.launch(fn, nprocs)"
             )
         self.rank, self.world = dist.get_rank(), dist.get_world_size()
-        wrapped = isinstance(model, nn.parallel.DistributedDataParallel) or type(model).__name__.startswith("FSDP")
+        ddp = nn.parallel.DistributedDataParallel
+        wrapped = isinstance(model, ddp) or type(model).__name__.startswith("FSDP")
         self.model = model if wrapped else data_parallel(model)
-        self.device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+        nccl = dist.get_backend() == "nccl"
+        self.device = torch.device("cuda", torch.cuda.current_device()) if nccl else None
 
     @property
     def is_main(self) -> bool:
