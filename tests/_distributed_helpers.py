@@ -17,22 +17,22 @@ from torch import nn
 N_EXAMPLES = 64
 
 
-def data(dtype=torch.float64):
+def data(dtype=torch.float64, outputs: int = 1):
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(N_EXAMPLES, 5, generator=generator, dtype=dtype)
     y = torch.sin(x.sum(1, keepdim=True)) + 0.1 * torch.randn(N_EXAMPLES, 1, generator=generator, dtype=dtype)
-    return x, y
+    return x, (y if outputs == 1 else torch.cat([y, -y], 1))
 
 
 _RNG = threading.Lock()  # the global RNG is shared by the ranks' threads
 
 
-def make_model(dtype=torch.float64) -> nn.Module:
+def make_model(dtype=torch.float64, outputs: int = 1) -> nn.Module:
     with _RNG:
         state = torch.random.get_rng_state()
         torch.manual_seed(1)
         try:
-            layers = [nn.Linear(5, 16), nn.Tanh(), nn.Linear(16, 8), nn.Tanh(), nn.Linear(8, 1)]
+            layers = [nn.Linear(5, 16), nn.Tanh(), nn.Linear(16, 8), nn.Tanh(), nn.Linear(8, outputs)]
             return nn.Sequential(*layers).to(dtype)
         finally:
             torch.random.set_rng_state(state)

@@ -14,10 +14,6 @@ import pytest
 import torch
 from torch.distributed.optim import ZeroRedundancyOptimizer
 
-from descentlab import optim
-from descentlab.distributed import data_parallel, goyal_warmup, scale_lr, shard
-from descentlab.optim import fast as fastpath
-
 from _distributed_helpers import (
     data,
     make_model,
@@ -27,6 +23,9 @@ from _distributed_helpers import (
     shard_of,
     train_steps,
 )
+from descentlab import optim
+from descentlab.distributed import data_parallel, goyal_warmup, scale_lr, shard
+from descentlab.optim import fast as fastpath
 
 needs_compile = pytest.mark.skipif(
     not fastpath.fast_path_available()[0], reason=f"torch.compile unavailable: {fastpath.fast_path_available()[1]}"
