@@ -37,7 +37,8 @@ def _resume(rank, world, directory, zero: bool):
         ddp = data_parallel(model)
         if zero:
             optimizer = ZeroRedundancyOptimizer(
-                model.parameters(), optimizer_class=optim.Adam, parameters_as_bucket_view=False, lr=1e-2, fast=True
+                model.parameters(), optimizer_class=optim.Adam, parameters_as_bucket_view=False,
+                lr=1e-2, fast=True,
             )
         else:
             optimizer = optim.SGD(model.parameters(), lr=0.05, momentum=0.9, fast=True)

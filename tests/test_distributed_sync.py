@@ -27,9 +27,8 @@ from descentlab import optim
 from descentlab.distributed import data_parallel, goyal_warmup, scale_lr, shard
 from descentlab.optim import fast as fastpath
 
-needs_compile = pytest.mark.skipif(
-    not fastpath.fast_path_available()[0], reason=f"torch.compile unavailable: {fastpath.fast_path_available()[1]}"
-)
+available, why = fastpath.fast_path_available()
+needs_compile = pytest.mark.skipif(not available, reason=f"torch.compile unavailable: {why}")
 
 STEPS = 15
 FAMILIES = {
