@@ -110,3 +110,4 @@ def one_process_fit() -> dict:
     history = fit(model, optimizer, DataLoader(TensorDataset(x, y), batch_size=16), epochs=3, loss_fn=loss_fn,
                   val=[(x, y)], progress=False)
     return {"params": parameters(model), "history": history.state_dict()}
+
