@@ -20,6 +20,7 @@ from ..lab import RaceResult, race
 from ..landscapes import least_squares
 from ..schedules import SCHEDULES
 from ..validation import check_bool
+from .distributed import staleness
 from .section import Section
 
 __all__ = [
@@ -353,4 +354,5 @@ EXPERIMENTS: list[tuple[str, Experiment]] = [
     ("AdaGrad vs RMSprop", adagrad_vs_rmsprop),
     ("Rosenbrock", rosenbrock),
     ("schedules", schedules),
+    ("staleness", staleness),
 ]
