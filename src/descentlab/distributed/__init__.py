@@ -14,66 +14,39 @@ algorithms written specifically for that purpose". descentlab's optimizers stay 
 * **Hogwild** (:mod:`.hogwild`): :func:`hogwild`, :func:`share_flat_`;
 * **the simulator** (:mod:`.simulate`): :func:`simulate_async`, :func:`simulate_sync`,
   :func:`simulate_log`, compute-time models, :class:`NoisyQuadratic`.
+
+Names are imported on first use (``descentlab.distributed.cli`` stays light for the command line).
 """
 
-from .async_ps import ParameterServer, async_sgd, replay
-from .hogwild import hogwild, share_flat_
-from .problems import TeacherMLP
-from .result import GradientWorker, Result
-from .server import Event, ServerCore, with_staleness
-from .simulate import (
-    COMPUTE_TIMES,
-    Constant,
-    Exponential,
-    NoisyQuadratic,
-    Pareto,
-    ShiftedExponential,
-    finish_events,
-    simulate_async,
-    simulate_log,
-    simulate_sync,
-)
-from .sync import (
-    data_parallel,
-    goyal_warmup,
-    init,
-    launch,
-    load_checkpoint,
-    save_checkpoint,
-    scale_lr,
-    shard,
-    shutdown,
-)
+from __future__ import annotations
 
-__all__ = [
-    "init",
-    "data_parallel",
-    "shard",
-    "scale_lr",
-    "goyal_warmup",
-    "save_checkpoint",
-    "load_checkpoint",
-    "shutdown",
-    "launch",
-    "async_sgd",
-    "replay",
-    "ParameterServer",
-    "ServerCore",
-    "Event",
-    "Result",
-    "GradientWorker",
-    "with_staleness",
-    "hogwild",
-    "share_flat_",
-    "simulate_async",
-    "simulate_sync",
-    "simulate_log",
-    "finish_events",
-    "Constant",
-    "Exponential",
-    "ShiftedExponential",
-    "Pareto",
-    "COMPUTE_TIMES",
-    "NoisyQuadratic",
-    "TeacherMLP",
-]
+import importlib
+from typing import Any
+
+_WHERE = {
+    "sync": ("init", "data_parallel", "shard", "scale_lr", "goyal_warmup", "save_checkpoint",
+             "load_checkpoint", "shutdown", "launch"),
+    "async_ps": ("async_sgd", "replay", "ParameterServer"),
+    "server": ("ServerCore", "Event", "with_staleness"),
+    "result": ("Result", "GradientWorker"),
+    "hogwild": ("hogwild", "share_flat_"),
+    "simulate": ("simulate_async", "simulate_sync", "simulate_log", "finish_events", "Constant",
+                 "Exponential", "ShiftedExponential", "Pareto", "COMPUTE_TIMES", "NoisyQuadratic"),
+    "problems": ("TeacherMLP",),
+}
+_MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
+
+__all__ = [name for names in _WHERE.values() for name in names]
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'descentlab.distributed' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
