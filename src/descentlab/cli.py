@@ -42,7 +42,7 @@ app = typer.Typer(
     "--opt 'sgd(lr=0.05)' --opt 'adam(lr=0.1)' --out race.png",
 )
 console = Console(width=None if sys.stdout.isatty() else 120)
-app.add_typer(distributed_app, name="distributed", help="Synchronous vs asynchronous SGD, simulated or on Ray.")
+app.add_typer(distributed_app, name="distributed", help="Synchronous vs asynchronous SGD (simulated, Ray).")
 
 DEFAULT_RACERS = ["sgd(lr=0.05)", "sgd(lr=0.05, momentum=0.9)", "adam(lr=0.1)"]
 
