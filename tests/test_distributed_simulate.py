@@ -243,3 +243,32 @@ def test_a_push_from_the_future_is_refused():
     core = ServerCore([torch.zeros(2)], sgd(0.1))
     with pytest.raises(ValueError, match="read_version must be in"):
         core.push(0, 0, 5, [torch.zeros(2)])
+
+
+def test_without_ray_the_error_names_the_extra(monkeypatch, capsys):
+    import sys
+
+    from descentlab.cli import main
+    from descentlab.distributed.async_ps import require_ray
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray now raises ImportError
+    with pytest.raises(ImportError, match=r"pip install 'descentlab\[distributed\]'"):
+        require_ray()
+    problem = TeacherMLP(hidden=4)
+    with pytest.raises(ImportError, match="descentlab\\[distributed\\]"):
+        async_sgd(problem.model, problem.loss, problem.batch, sgd(0.1), 2, 5, backend="ray")
+    assert main(["distributed", "--backend", "ray"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "pip install 'descentlab[distributed]'" in err[0]
+
+
+def test_the_command_line_simulates_by_default(tmp_path, capsys):
+    from descentlab.cli import main
+
+    out = tmp_path / "staleness.png"
+    arguments = ["distributed", "--workers", "2,8", "--updates", "200", "--stragglers", "1", "--out", str(out)]
+    assert main(arguments) == 0
+    text = capsys.readouterr().out
+    assert "async, η/τ" in text and "sync, 1 backup" in text and out.stat().st_size > 10_000
+    assert main(["distributed", "--workers", "two"]) == 2
+    assert "--workers must be integers" in capsys.readouterr().err
