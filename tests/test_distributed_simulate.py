@@ -266,8 +266,8 @@ def test_the_command_line_simulates_by_default(tmp_path, capsys):
     from descentlab.cli import main
 
     out = tmp_path / "staleness.png"
-    arguments = ["distributed", "--workers", "2,8", "--updates", "200", "--stragglers", "1", "--out", str(out)]
-    assert main(arguments) == 0
+    arguments = ["distributed", "--workers", "2,8", "--updates", "200", "--stragglers", "1"]
+    assert main([*arguments, "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "async, η/τ" in text and "sync, 1 backup" in text and out.stat().st_size > 10_000
     assert main(["distributed", "--workers", "two"]) == 2
