@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -82,12 +83,17 @@ def sync_world(batch: int, hidden: int, repeats: int, sizes: list[int]) -> dict:
             "params": sum(p.numel() for p in model.parameters())}
 
 
-def one_process_step(batch: int, hidden: int, repeats: int) -> float:
+def one_process_step(batch: int, hidden: int, repeats: int, threads: int) -> float:
     problem = TeacherMLP(hidden=hidden, batch_size=batch)
     x, y = problem.batch(0, 0)
     model = problem.model()
     optimizer = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    return _median_time(_step_fn(model, optimizer, x, y, problem.loss), repeats)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return _median_time(_step_fn(model, optimizer, x, y, problem.loss), repeats)
+    finally:
+        torch.set_num_threads(before)
 
 
 def parameter_server(workers: list[int], hidden_sizes: list[int], updates: int) -> list[dict]:
@@ -136,15 +142,20 @@ def main(argv: list[str] | None = None) -> dict:
     sizes = [2**10, 2**14, 2**18] if args.quick else [2**10, 2**14, 2**18, 2**20, 2**22]
     hidden = 256 if args.quick else 1024
     batch = 256
-    out: dict = {"machine": {"cores": torch.get_num_threads(), "torch": torch.__version__}}
+    cores = os.cpu_count() or 1
+    out: dict = {"machine": {"cores": cores, "torch": torch.__version__, "load_average": os.getloadavg()[0]}}
 
     world = launch(sync_world, 2, (batch, hidden, repeats, sizes))
-    single = one_process_step(batch, hidden, repeats)
+    single = one_process_step(batch, hidden, repeats, cores)
+    single_thread = one_process_step(batch, hidden, repeats, 1)
     out["sync"] = {"params": world[0]["params"], "batch": batch, "one_process_step_s": single,
+                   "one_process_one_thread_step_s": single_thread,
                    "ddp_step_s": max(r["step"] for r in world)}
     out["allreduce"] = {str(n): max(r["allreduce"][n] for r in world) for n in sizes}
+    print(f"(load average {out['machine']['load_average']:.1f} on {cores} cores when the run started)")
     print(f"sync SGD, {world[0]['params']:,} parameters, global batch {batch}: one process "
-          f"{1000 * single:.1f} ms/step, DDP on 2 processes {1000 * out['sync']['ddp_step_s']:.1f} ms/step")
+          f"{1000 * single:.1f} ms/step ({cores} threads), {1000 * single_thread:.1f} ms/step (1 thread); "
+          f"DDP on 2 processes (1 thread each) {1000 * out['sync']['ddp_step_s']:.1f} ms/step")
     print("gloo all-reduce, 2 processes on loopback (float32):")
     for n in sizes:
         seconds = out["allreduce"][str(n)]
