@@ -77,6 +77,10 @@ def run_threaded(world_size: int, fn):
     results: dict[int, object] = {}
     errors: list[BaseException] = []
     store = dist.HashStore()
+    # DDP keeps "the module whose forward is running" in a class attribute and restores the previous
+    # value on exit: with ranks as threads the restores interleave and can leave a module behind, after
+    # which torch.compile would wrap every later compilation of this process in DDP's optimizer.
+    active_ddp = nn.parallel.DistributedDataParallel._active_ddp_module
     torch._C._distributed_c10d._set_thread_isolation_mode(True)
     _install_threaded_pg()
 
@@ -99,6 +103,7 @@ def run_threaded(world_size: int, fn):
     finally:
         _uninstall_threaded_pg()
         torch._C._distributed_c10d._set_thread_isolation_mode(False)
+        nn.parallel.DistributedDataParallel._active_ddp_module = active_ddp
     if errors:
         raise errors[0]
     if len(results) != world_size:

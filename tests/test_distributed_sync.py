@@ -31,6 +31,14 @@ available, why = fastpath.fast_path_available()
 needs_compile = pytest.mark.skipif(not available, reason=f"torch.compile unavailable: {why}")
 
 STEPS = 15
+
+
+@pytest.fixture(autouse=True)
+def own_compiled_steps(monkeypatch):
+    """This module's compiled steps are its own: compiling under DDP in threads must not spend the
+    recompilation budget of the steps other test modules compile (torch.compile keeps 8 graphs per
+    code object), so they are made in a cache of their own and dropped afterwards."""
+    monkeypatch.setattr(fastpath, "_COMPILED", {})
 FAMILIES = {
     "SGD momentum nesterov": lambda p, fast: optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True, fast=fast),
     "Adam weight decay": lambda p, fast: optim.Adam(p, lr=1e-2, weight_decay=1e-3, fast=fast),
