@@ -96,6 +96,11 @@ def test_torchrun_runs_the_example():
     command = [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "descentlab.examples.sync_mlp",
                "--epochs", "2"]
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=240)
+    if done.returncode != 0 and "terminate called" in done.stderr and "SIGABRT" in done.stderr:
+        # gloo's device thread can abort the process when a connection fails while the full mesh is being
+        # built (pytorch/gloo#162, seen once in ~10 runs on a machine at load 8): that one failure, and
+        # only it, is tried once more
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     line = [row for row in done.stdout.splitlines() if "train loss per epoch" in row]
     assert len(line) == 1 and line[0].startswith("2 ranks, global batch 64")  # rank 0 alone prints

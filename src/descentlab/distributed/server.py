@@ -158,7 +158,7 @@ class ServerCore:
         """``worker`` reads the current parameters: ``(version, copies of the parameters)``."""
         self._release(worker)
         values = [p.detach().clone() for p in self.params]
-        entry = self._reads.setdefault(self.version, [0, values])
+        entry = self._reads.setdefault(self.version, [0, values if self.compensates else None])
         entry[0] += 1
         self._reader_version[worker] = self.version
         return self.version, values

@@ -92,6 +92,8 @@ def init(backend: str | None = None, *, timeout: float = 300.0) -> tuple[int, in
         dist.init_process_group(backend, rank=rank, world_size=world, timeout=timedelta(seconds=timeout))
     except dist.DistError as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if not (isinstance(error, dist.DistNetworkError) or "timed out" in str(error).lower()):
+            raise
         raise TimeoutError(
             f"rank {rank} of {world} could not reach the rendezvous at {address} within {timeout:g} s — is "
             f"rank 0 running, and is the address reachable? ({first})"
