@@ -142,16 +142,16 @@ def test_matches_torch_float64(config):
     )
 
 
-@pytest.mark.parametrize("executor", ["runner", "chunks"])
+@pytest.mark.parametrize("executor", ["runner", "chunks", "packs"])
 @pytest.mark.parametrize("config", CONFIGS, ids=_config_id)
 def test_every_eager_executor_matches_torch_float64(config, executor, monkeypatch):
     """The chain runner itself (``fast=False``: no fused kernel, no compilation), on the whole
-    bucket at once and in chunks of 7 elements (chunk boundaries inside and across tensors)."""
+    bucket as one piece, in pieces of 7 elements (boundaries inside tensors) and of 50 (tensors packed)."""
     from descentlab.optim import executors
 
     name, kwargs = config
-    if executor == "chunks":
-        monkeypatch.setattr(executors, "CHUNK_ELEMENTS", 7)
+    if executor in ("chunks", "packs"):  # 7: every tensor cut up; 50: (40 + 8) and (24 + 3) packed
+        monkeypatch.setattr(executors, "CHUNK_ELEMENTS", 7 if executor == "chunks" else 50)
     model_t, model_d, opt_t, opt_d = run_side_by_side(name, kwargs, only_descentlab={"fast": False})
     assert opt_d.describe_execution()[0]["path"] == "eager"
     assert_params_close(model_d, model_t, what=f"{_config_id(config)} {executor}")
@@ -491,7 +491,7 @@ def test_state_keys_and_bytes_match_torch(config):
 def test_defaults_match_torch():
     import inspect
 
-    for name in TORCH_NAMES:
+    for name in [*TORCH_NAMES, "SparseAdam"]:
         sig_t = inspect.signature(getattr(torch.optim, name).__init__).parameters
         sig_d = inspect.signature(getattr(dl, name).__init__).parameters
         for pname, param in sig_t.items():

@@ -15,6 +15,7 @@ from .first_order import (
     NAdam,
     RMSprop,
     Rprop,
+    SparseAdam,
 )
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "from_chain",
     "NonFiniteError",
     "SGD",
+    "SparseAdam",
     "Adagrad",
     "RMSprop",
     "Adadelta",

@@ -20,8 +20,10 @@ The math is the transforms' single implementation, run by
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import shutil
+import time
 import types
 import warnings
 from collections.abc import Mapping, Sequence
@@ -33,11 +35,12 @@ from torch import Tensor
 from ..transforms.base import Context, Transform, chain_coefficients, run_chain
 from .layout import BucketLayout
 
-__all__ = ["fast_path_available", "FAST_MIN_NUMEL", "compiled_step", "fused_step", "run_compiled"]
+__all__ = ["fast_path_available", "compiled_step", "fused_step", "run_compiled"]
 
-#: in ``fast=None`` (auto) mode, buckets with at least this many elements take the fast path;
-#: below it, compiling costs more than it saves.
-FAST_MIN_NUMEL = 1 << 20
+logger = logging.getLogger(__name__)
+
+#: a first compilation slower than this (seconds) is reported once, as a logging warning
+SLOW_COMPILE_S = 1.0
 
 
 @functools.cache
@@ -103,8 +106,28 @@ def compiled_step(rule: Transform):
     if key not in _COMPILED:
         code = fused_step.__code__.replace(co_name=f"fused_step_{len(_COMPILED)}")
         step = types.FunctionType(code, fused_step.__globals__, code.co_name, (rule,))
-        _COMPILED[key] = torch.compile(step, backend=BACKEND)
+        _COMPILED[key] = _ReportsSlowCompilation(torch.compile(step, backend=BACKEND, dynamic=True), rule)
     return _COMPILED[key]
+
+
+class _ReportsSlowCompilation:
+    """A compiled step that says once, through :mod:`logging`, when a call took longer than
+    :data:`SLOW_COMPILE_S` because it compiled (the first call, or a new dtype or branch)."""
+
+    def __init__(self, compiled: Any, rule: Transform) -> None:
+        self.compiled, self.rule, self.reported = compiled, rule, False
+
+    def __call__(self, *args: Any) -> None:
+        began = time.perf_counter()
+        self.compiled(*args)
+        seconds = time.perf_counter() - began
+        if seconds > SLOW_COMPILE_S and not self.reported:
+            self.reported = True
+            logger.warning(
+                "descentlab: compiling the fast path (fast=True) for %r took %.1f s; later steps reuse it, "
+                "and torch's compile cache (TORCHINDUCTOR_CACHE_DIR) makes the first step of the next "
+                "process faster", self.rule, seconds,
+            )
 
 
 #: compiled steps by chain structure and backend

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from ..validation import check_bool, check_number, check_pair, check_unit_interval
-from .base import Context, Transform
+from .base import Context, Deferred, Transform
 
 
 def check_betas(hp: Mapping[str, Any]) -> tuple[float, float]:
@@ -71,10 +71,10 @@ class ScaleByAdam(Transform):
             v = state["max_exp_avg_sq"]
         if self.efficient:
             denom = v.sqrt().add_(eps)
-            return torch.div(m, denom, out=denom).mul_(c["b_k"])
+            return Deferred.quotient(m, denom, c["b_k"], scratch=True)
         # m̂/(√v̂ + ε) written as m/((1 − β₁ᵏ)(√v/√(1 − β₂ᵏ) + ε)): one temporary, four passes
         denom = v.sqrt().mul_(c["bias1_over_sqrt_bias2"]).add_(eps * c["bias1"])
-        return torch.div(m, denom, out=denom)
+        return Deferred.quotient(m, denom, scratch=True)
 
 
 class ScaleByAdamax(Transform):
@@ -107,7 +107,7 @@ class ScaleByAdamax(Transform):
         m, u_inf = state["exp_avg"], state["exp_inf"]
         m.lerp_(u, 1 - beta1)
         torch.maximum(u_inf.mul_(beta2), u.abs().add_(ctx.hp["eps"]), out=u_inf)
-        return (m * ctx.coef["inv_bias1"]).div_(u_inf)
+        return Deferred.quotient(m, u_inf, ctx.coef["inv_bias1"])  # (u_inf is state: not scratch)
 
 
 class ScaleByNAdam(Transform):
@@ -158,4 +158,4 @@ class ScaleByNAdam(Transform):
         denom = v.div(ctx.coef["bias2"]).sqrt_().add_(eps)
         grad_coef = ((1.0 - mu) / (1.0 - pi_k)).to(u.dtype)
         momentum_coef = (mu_next / (1.0 - pi_k * mu_next)).to(u.dtype)
-        return (grad_coef * u).div_(denom).add_(m.div(denom).mul_(momentum_coef))
+        return Deferred(((grad_coef, u, denom, False), (momentum_coef, m, denom, False)))
