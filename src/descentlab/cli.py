@@ -25,6 +25,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ._io import writable_directory
+from .distributed.cli import app as distributed_app
 
 
 @dataclass
@@ -42,6 +43,7 @@ app = typer.Typer(
     "--opt 'sgd(lr=0.05)' --opt 'adam(lr=0.1)' --out race.png",
 )
 console = Console(width=None if sys.stdout.isatty() else 120)
+app.add_typer(distributed_app, name="distributed", help="Synchronous vs asynchronous SGD (simulated, Ray).")
 
 DEFAULT_RACERS = ["sgd(lr=0.05)", "sgd(lr=0.05, momentum=0.9)", "adam(lr=0.1)"]
 

@@ -21,6 +21,7 @@ from ..lab import RaceResult, race
 from ..landscapes import least_squares
 from ..schedules import SCHEDULES
 from ..validation import check_bool
+from .distributed import staleness
 from .practice import diagnosis, training_practice
 from .section import Section
 
@@ -359,4 +360,5 @@ EXPERIMENTS: list[tuple[str, Experiment]] = [
     ("schedules", schedules),
     ("training practice", training_practice),
     ("diagnosis", diagnosis),
+    ("staleness", staleness),
 ]

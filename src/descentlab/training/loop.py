@@ -292,6 +292,7 @@ def fit(
     progress: bool = True,
     nonfinite: str | None = "raise",
     train_step: Callable[[nn.Module, Any, Any], Tensor | float] | None = None,
+    distributed: bool = False,
 ) -> History:
     """Train ``model`` for ``epochs`` passes over ``train`` (see the module docstring); returns the
     :class:`History`.
@@ -315,6 +316,15 @@ def fit(
     0-dim tensor). ``fit`` still zeroes the gradients before it and steps the optimizer after it;
     with ``nonfinite="skip"`` a non-finite loss discards the gradients it left. Validation still uses
     ``loss_fn(model(inputs), targets)``.
+
+    ``distributed=True`` runs the same loop on every rank of a torch.distributed process group (under
+    torchrun, after :func:`descentlab.distributed.init`): the model is wrapped in DDP unless it already
+    is DDP or FSDP, ``train`` should be each rank's shard (:func:`descentlab.distributed.shard`, whose
+    sampler gets ``set_epoch`` every epoch), the recorded losses and validation values are the means
+    over the ranks (so every rank keeps the same history and makes the same early-stopping and
+    non-finite decisions), and only rank 0 shows progress and writes the checkpoint and event files;
+    every rank resumes from that checkpoint (one file system), with rank 0's RNG states. A ``train_step``
+    then receives the DDP-wrapped model, so that its backward averages the gradients.
     """
     # -- arguments, all checked before any work -------------------------------------------------
     if not isinstance(model, nn.Module):
@@ -374,6 +384,7 @@ def fit(
             raise ValueError("checkpoint_every needs checkpoint=PATH")
     progress = check_bool("progress", progress)
     nonfinite = check_nonfinite_policy(nonfinite)
+    distributed = check_bool("distributed", distributed)
     if train_step is not None:
         check_callable("train_step", train_step, "train_step(model, inputs, targets) -> loss")
     writer_class = None
@@ -382,6 +393,13 @@ def fit(
             from torch.utils.tensorboard import SummaryWriter as writer_class
         except ImportError:
             raise ImportError("log_dir needs tensorboard: pip install 'descentlab[tensorboard]'") from None
+    coordinator = None  # fit(distributed=True): DDP, means over the ranks, rank 0 writes
+    if distributed:
+        from ..distributed.sync import FitSupport
+
+        coordinator = FitSupport(model)
+    forward = model if coordinator is None else coordinator.model
+    main_rank = coordinator is None or coordinator.is_main
 
     generators = _generators(train, val)
     parts = {"scheduler": scheduler, "early_stopping": early_stopping, "monitor": monitor}
@@ -437,19 +455,26 @@ def fit(
                 "finished": finished,
             },
         }
-        atomic_write(path, lambda tmp: torch.save(state, tmp))
+        if main_rank:
+            atomic_write(path, lambda tmp: torch.save(state, tmp))
+        if coordinator is not None:
+            coordinator.barrier()
 
-    writer = None if writer_class is None else writer_class(str(log_dir), purge_step=step if step else None)
+    writer = None
+    if writer_class is not None and main_rank:
+        writer = writer_class(str(log_dir), purge_step=step if step else None)
     try:
         total = len(train) * epochs if hasattr(train, "__len__") else None  # type: ignore[arg-type]
     except TypeError:
         total = None
-    bar = _progress(progress, total, epochs)
+    bar = _progress(progress and main_rank, total, epochs)
     last_val = ""
     try:
         with bar:
             task = bar.add_task("fit", total=total, completed=step, epoch=epoch + 1, loss="-", val="", lr="-")
             while epoch < epochs:
+                if coordinator is not None:  # before the iterator: DistributedSampler reshuffles per epoch
+                    coordinator.set_epoch(train, epoch)
                 # the epoch's iterator: fresh, or re-created as it was and advanced to the checkpoint
                 if batch == 0:
                     if saved is not None:  # resumed at the end of an epoch
@@ -468,10 +493,12 @@ def fit(
                 for inputs, targets in batches:
                     optimizer.zero_grad()
                     if train_step is None:
-                        loss = loss_fn(model(inputs), targets)
-                    else:  # the gradients are already in .grad
-                        loss = train_step(model, inputs, targets)
+                        loss = loss_fn(forward(inputs), targets)
+                    else:  # the gradients are already in .grad (through DDP under distributed=True)
+                        loss = train_step(forward, inputs, targets)
                     value = float(loss.detach() if isinstance(loss, Tensor) else loss)
+                    if coordinator is not None:
+                        value = coordinator.mean({"loss": value})["loss"]
                     lr = _lr(optimizer)
                     finite = math.isfinite(value)
                     if not finite and nonfinite == "raise":
@@ -512,6 +539,8 @@ def fit(
                 stop = False
                 if val is not None:
                     results = evaluate(model, val, loss_fn, metrics)
+                    if coordinator is not None:
+                        results = coordinator.mean(results)
                     record.update(results)
                     if monitor is not None:
                         monitor.log(step=step, **results)

@@ -13,6 +13,7 @@ from .gains import ScaleByLocalGains
 from .momentum import HeavyBall, Momentum, NesterovLookahead
 from .scaling import Maximize, ScaleByLearningRate
 from .sign import ScaleByLion, ScaleByRprop
+from .staleness import DelayCompensation, ScaleByStaleness
 from .weight_decay import AddDecoupledWeightDecay, AddWeightDecay
 
 __all__ = [
@@ -40,4 +41,6 @@ __all__ = [
     "ClipByGlobalNorm",
     "ClipByParamNorm",
     "AveragedSGD",
+    "ScaleByStaleness",
+    "DelayCompensation",
 ]
