@@ -65,12 +65,8 @@ def test_fsdp2_with_the_fast_path_requested_equals_one_process(world):
         assert max_difference(result["params"], reference) <= 1e-12
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine: BucketLayout.build flattens a DTensor's state with reshape(-1), which DTensor refuses "
-    "for a parameter sharded on a dimension smaller than the world (Linear(8, 1) on 2 ranks)",
-)
 def test_fsdp2_with_a_parameter_smaller_than_the_world(world):
+    """DTensor parameters keep their state per parameter (never flattened), whatever their sharding."""
     reference = one_process(lambda p: optim.Adam(p, lr=1e-2, fast=False), outputs=1)
     for rank in world:
         assert "error" not in rank["fsdp2_1"], rank["fsdp2_1"].get("error")

@@ -112,12 +112,6 @@ def test_zero_without_bucket_view_equals_one_process():
 
 
 @needs_compile
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine: BucketLayout.own_storage takes over parameters that are views into ZeRO's bucket "
-    "(parameters_as_bucket_view=True makes them views before the first step); ZeRO then broadcasts its "
-    "stale bucket, so the other ranks' copies never move — silently",
-)
 def test_zero_with_bucket_view_is_detected_or_correct():
     """Never a silent no-op: either the engine warns/raises, or the result is right."""
     reference, _ = one_process(FAMILIES["Adam weight decay"])

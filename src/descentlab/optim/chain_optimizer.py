@@ -143,6 +143,8 @@ class ChainOptimizer(torch.optim.Optimizer):
         self._kernel = kernel if fused or (fused is None and fast is None) else None
         self.skipped_steps = 0
         self._layouts: list[list[BucketLayout]] | None = None
+        self._retired: list[BucketLayout] = []
+        self._storages_we_own: set[int] = set()
         self._seen_hyperparameters: list[dict[str, Any]] = []
         self._watched = sorted(transform.state_hyperparameters())
         super().__init__(params, {**transform.defaults, **extras, **hyperparameters})
@@ -155,7 +157,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         merged = {**self.defaults, **{k: v for k, v in param_group.items() if k != "params"}}
         self.transform.validate(merged)
         super().add_param_group(param_group)
-        self._layouts = None
+        self._forget_layouts()
         if any(torch.is_complex(p) for p in self.param_groups[-1]["params"]):
             self.param_groups.pop()
             raise ValueError(
@@ -196,7 +198,11 @@ class ChainOptimizer(torch.optim.Optimizer):
         super().__setstate__(state)
         self._kernel = fusedpath.kernel_for(self.transform) if self.fused or (
             self.fused is None and self.fast is None) else None
-        self._layouts = None
+        # (load_state_dict comes through here too: the layouts are retired, not lost)
+        self._retired = getattr(self, "_retired", [])
+        self._layouts = getattr(self, "_layouts", None)
+        self._forget_layouts()
+        self._storages_we_own = set()
         self._seen_hyperparameters = []
         self._watched = sorted(self.transform.state_hyperparameters())
 
@@ -326,8 +332,18 @@ class ChainOptimizer(torch.optim.Optimizer):
             self._build_layouts()
         return self._layouts
 
+    def _forget_layouts(self) -> None:
+        """Drop the layouts (they are rebuilt at the next step), remembering the flat buffers they
+        owned: parameters still living in them may be flattened again."""
+        self._retired += [layout for layout in self._all_layouts() if layout.owns_storage]
+        self._layouts = None
+
     def _build_layouts(self) -> None:
+        ours = {layout.flat_param.untyped_storage().data_ptr()
+                for layout in [*self._all_layouts(), *self._retired] if layout.owns_storage}
+        self._storages_we_own = ours
         self._layouts = [self._group_layouts(group) for group in self.param_groups]
+        self._retired = []
         self._in_layouts = {id(layout_p) for layout in self._all_layouts() for layout_p in layout.params}
         total = sum(len(g["params"]) for g in self.param_groups)
         self._everything_in_layouts = len(self._in_layouts) == total
@@ -354,7 +370,9 @@ class ChainOptimizer(torch.optim.Optimizer):
         return layouts
 
     def _wants_compiled(self, layout: BucketLayout) -> bool:
-        if self.fast is not True or not layout.can_own_storage() or not self.transform.elementwise:
+        if self.fast is not True or not layout.can_own_storage(self._storages_we_own):
+            return False
+        if not self.transform.elementwise:
             return False
         if any(t.has_statistic for t in self.transform.leaves) and (
             len(self.param_groups) > 1
@@ -396,7 +414,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         for group in self.param_groups:
             for key in self.transform.defaults:
                 group.setdefault(key, self.defaults[key])
-        self._layouts = None
+        self._forget_layouts()
 
     def _state_hyperparameters(self, group: Mapping[str, Any]) -> dict[str, Any]:
         return {key: group.get(key) for key in self._watched}

@@ -75,6 +75,14 @@ class Piece:
             torch._foreach_add_(list(self.views), list(steps), alpha=-factor)
 
 
+def _sole_owner(p: Tensor) -> bool:
+    """Whether nothing but the parameter refers to its storage (a ZeRO bucket holding this one
+    parameter, or a ``.data`` kept by the user, does). Uses torch's storage use count (the count
+    includes the temporary storage object made to ask)."""
+    count = getattr(torch._C, "_storage_Use_Count", None)
+    return count is None or count(p.untyped_storage()._cdata) <= 2
+
+
 #: parameters smaller than this are packed together into pieces (larger ones have their own:
 #: gathering them would cost more than the calls it saves)
 PACK_BELOW = 1 << 14
@@ -91,32 +99,38 @@ class BucketLayout:
     def __init__(
         self,
         params: list[Tensor],
-        state: dict[str, Tensor],
+        state: dict[str, list[Tensor]],
         scalars: dict[str, Tensor],
         steps: Tensor,
     ) -> None:
         self.params = params
         self.numels = [p.numel() for p in params]
-        #: state key -> flat buffer holding that state for every parameter of the bucket
-        self.state = state
+        #: dense, contiguous, plain tensors: can be treated as one flat vector
+        self.contiguous = all(plain_tensor(p) and p.is_contiguous() for p in params)
+        #: state key -> flat buffer holding that state for every parameter of the bucket (only for
+        #: plain tensors: a tensor subclass such as DTensor keeps one state tensor per parameter)
+        self.state: dict[str, Tensor] = {}
+        #: state key -> one tensor per parameter (what ``optimizer.state[p]`` holds): views into
+        #: :attr:`state` when it exists
+        self.state_views: dict[str, list[Tensor]] = {}
+        if self.contiguous:
+            self.state = {key: torch.cat([t.reshape(-1) for t in parts]) for key, parts in state.items()}
+            offset, shapes = 0, []
+            for p, n in zip(params, self.numels):
+                shapes.append((offset, n, p.shape))
+                offset += n
+            for key, flat in self.state.items():
+                self.state_views[key] = [flat[start : start + n].view(shape) for start, n, shape in shapes]
+        else:
+            self.state_views = {key: list(parts) for key, parts in state.items()}
         #: scalar state key -> [n] tensor, one value per parameter
         self.scalars = scalars
         #: steps taken by each parameter ([n], torch's scalar dtype)
         self.steps = steps
         self._step: int | None = None
         self._step_known = False
-        #: state key -> one view per parameter (what ``optimizer.state[p]`` holds)
-        self.state_views: dict[str, list[Tensor]] = {}
-        offset, shapes = 0, []
-        for p, n in zip(params, self.numels):
-            shapes.append((offset, n, p.shape))
-            offset += n
-        for key, flat in state.items():
-            self.state_views[key] = [flat[start : start + n].view(shape) for start, n, shape in shapes]
         #: one 0-d view into :attr:`steps` per parameter
         self.step_views: list[Tensor] = [steps[i] for i in range(len(params))]
-        #: dense, contiguous, plain tensors: can be treated as one flat vector
-        self.contiguous = all(plain_tensor(p) and p.is_contiguous() for p in params)
         self.flat_param: Tensor | None = None
         self.flat_grad: Tensor | None = None
         self._grad_views: list[Tensor] = []
@@ -140,17 +154,15 @@ class BucketLayout:
                 existing = previous.get(key)
                 if isinstance(existing, Tensor) and existing.is_sparse:  # torch's sparse SGD momentum
                     existing = existing.to_dense()
-                usable = isinstance(existing, Tensor) and existing.numel() == p.numel()
-                tensors.setdefault(key, []).append(
-                    existing.detach().to(fresh.dtype).reshape(-1) if usable else fresh.reshape(-1)
-                )
+                usable = isinstance(existing, Tensor) and existing.shape == p.shape
+                tensors.setdefault(key, []).append(existing.detach().to(fresh.dtype) if usable else fresh)
             for key, value in rule.init_scalars(group).items():
                 scalars.setdefault(key, []).append(float(previous.get(key, value)))
             steps.append(float(previous["step"]) if "step" in previous else (1.0 if previous else 0.0))
         dtype, device = scalar_state_dtype(), params[0].device
         return cls(
             params,
-            {key: torch.cat(parts) for key, parts in tensors.items()},
+            tensors,
             {key: torch.tensor(vals, dtype=dtype, device=device) for key, vals in scalars.items()},
             torch.tensor(steps, dtype=dtype, device=device),
         )
@@ -164,11 +176,21 @@ class BucketLayout:
         return entry
 
     def has_state_for(self, keys) -> bool:
-        return set(keys) <= self.state.keys()
+        return set(keys) <= self.state_views.keys()
 
     # -- owning the parameters' storage -------------------------------------------------------
-    def can_own_storage(self) -> bool:
-        return self.contiguous and not any(p.is_shared() for p in self.params)
+    def can_own_storage(self, ours: set[int] = frozenset()) -> bool:
+        """Whether the parameters' storage may be taken over: plain contiguous tensors that own all
+        of their memory (or live in a flat buffer of ours, ``ours`` holding their storages' data
+        pointers) — not in shared memory (Hogwild), not views into someone else's buffer
+        (``ZeroRedundancyOptimizer(parameters_as_bucket_view=True)``, another optimizer's)."""
+        def free(p: Tensor) -> bool:
+            storage = p.untyped_storage()
+            if storage.data_ptr() in ours:
+                return True
+            return storage.nbytes() == p.numel() * p.element_size() and _sole_owner(p)
+
+        return self.contiguous and all(not p.is_shared() and free(p) for p in self.params)
 
     def own_storage(self) -> None:
         """Move the parameters (and their gradients) into one flat buffer each."""
