@@ -36,14 +36,15 @@ def damped_newton_direction(hessian: Tensor, g: Tensor, damping: float = 0.0) ->
 
     μ = ``damping`` while ``H + μ I`` is positive definite (its Cholesky factorisation succeeds) —
     with ``damping=0`` the pure Newton step. Otherwise (an indefinite or singular Hessian) μ is
-    the regularisation of Ueda & Yamashita (2010, "Convergence properties of the regularized
-    Newton method for the unconstrained nonconvex optimization", Appl. Math. Optim. 62:27–46),
-    ``μ = c₁ Λ + c₂ ‖g‖`` with ``Λ = −λ_min(H)``, here ``c₁ = 2``, ``c₂ = 1``, and at least
-    ``damping`` and ``10⁻⁶ max(1, |λ|_max)``: twice the shift that would make ``H + μI`` singular,
-    plus a term that vanishes as the gradient does. The step never points uphill, never divides by
-    zero, and is short where the Hessian's negative curvature is large or the point far from
-    stationary; the smallest shift (``Λ`` plus a tiny margin) made ``H + μI`` nearly singular, and
-    its step so long that most of a line search's evaluations were spent shortening it. Returns
+    the regularisation of Ueda & Yamashita ("Convergence properties of the regularized Newton
+    method for the unconstrained nonconvex optimization", Appl. Math. Optim. 62:27–46, 2010),
+    ``μ = c₁ Λ + c₂ ‖g‖^δ`` with ``Λ = max(0, −λ_min(H))``, here with ``c₁ = 2``, ``c₂ = δ = 1``:
+    ``μ = 2 Λ + max(‖g‖, damping, 10⁻⁶ max(1, |λ|_max))`` — applied, unlike theirs, only where it
+    is needed, so that a convex quadratic is still solved in one step. Twice the shift that would make
+    ``H + μI`` singular, plus a term that vanishes with the gradient: the step never points uphill,
+    never divides by zero, and is short where the negative curvature is large or the point far from
+    stationary. (The smallest shift, ``Λ`` plus a tiny margin, left ``H + μI`` nearly singular and
+    its step so long that a line search spent most of its evaluations shortening it.) Returns
     ``(d, μ used)``; ``−g`` if the Hessian is not finite.
     """
     n = g.numel()
