@@ -16,6 +16,7 @@ from .first_order import (
     RMSprop,
     Rprop,
 )
+from .torch_extra import Adafactor, Muon, RAdam
 
 __all__ = [
     "ChainOptimizer",
@@ -34,4 +35,7 @@ __all__ = [
     "Lion",
     "HeavyBall",
     "DeltaBarDelta",
+    "RAdam",
+    "Adafactor",
+    "Muon",
 ]

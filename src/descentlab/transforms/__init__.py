@@ -5,12 +5,15 @@ composes them and :func:`descentlab.optim.from_chain` turns a chain into a torch
 """
 
 from .adam import ScaleByAdam, ScaleByAdamax, ScaleByNAdam
+from .adam_variants import ScaleByAdaBelief, ScaleByRAdam, ScaleByYogi
 from .adaptive import ScaleByAdaDelta, ScaleByAdaGrad, ScaleByRms
 from .averaging import AveragedSGD
 from .base import Chain, Context, Transform, chain
 from .clipping import ClipByGlobalNorm, ClipByParamNorm, ClipByValue
+from .factored import ScaleByAdafactor
 from .gains import ScaleByLocalGains
 from .momentum import HeavyBall, Momentum, NesterovLookahead
+from .orthogonal import EmaMomentum, Orthogonalize, ScaleByMatrixShape
 from .scaling import Maximize, ScaleByLearningRate
 from .sign import ScaleByLion, ScaleByRprop
 from .weight_decay import AddDecoupledWeightDecay, AddWeightDecay
@@ -40,4 +43,11 @@ __all__ = [
     "ClipByGlobalNorm",
     "ClipByParamNorm",
     "AveragedSGD",
+    "ScaleByRAdam",
+    "ScaleByAdaBelief",
+    "ScaleByYogi",
+    "ScaleByAdafactor",
+    "EmaMomentum",
+    "Orthogonalize",
+    "ScaleByMatrixShape",
 ]
