@@ -1,5 +1,6 @@
 """descentlab.optim — drop-in torch optimizers built from :mod:`descentlab.transforms`."""
 
+from .averaging import WeightAverage
 from .chain_optimizer import ChainOptimizer, NonFiniteError, from_chain
 from .first_order import (
     ASGD,
@@ -38,4 +39,5 @@ __all__ = [
     "RAdam",
     "Adafactor",
     "Muon",
+    "WeightAverage",
 ]
