@@ -17,6 +17,7 @@ from .first_order import (
     RMSprop,
     Rprop,
 )
+from .modern import SOAP, AdaBelief, Lamb, Lars, Prodigy, ScheduleFreeAdamW, ScheduleFreeSGD, Yogi
 from .torch_extra import Adafactor, Muon, RAdam
 
 __all__ = [
@@ -39,5 +40,13 @@ __all__ = [
     "RAdam",
     "Adafactor",
     "Muon",
+    "ScheduleFreeAdamW",
+    "ScheduleFreeSGD",
+    "Prodigy",
+    "Lamb",
+    "Lars",
+    "SOAP",
+    "AdaBelief",
+    "Yogi",
     "WeightAverage",
 ]

@@ -10,12 +10,16 @@ from .adaptive import ScaleByAdaDelta, ScaleByAdaGrad, ScaleByRms
 from .averaging import AveragedSGD
 from .base import Chain, Context, Transform, chain
 from .clipping import ClipByGlobalNorm, ClipByParamNorm, ClipByValue
+from .distance import EstimateDistance, ScaleByDistance, ScaleByProdigyAdam
 from .factored import ScaleByAdafactor
 from .gains import ScaleByLocalGains
 from .momentum import HeavyBall, Momentum, NesterovLookahead
 from .orthogonal import EmaMomentum, Orthogonalize, ScaleByMatrixShape
 from .scaling import Maximize, ScaleByLearningRate
+from .schedule_free import ScaleByDebiasedRms, ScheduleFree
 from .sign import ScaleByLion, ScaleByRprop
+from .soap import ScaleBySoap, SkipFirstStep
+from .trust_ratio import ScaleByLarsTrustRatio, ScaleByTrustRatio, ScaleByUncorrectedAdam
 from .weight_decay import AddDecoupledWeightDecay, AddWeightDecay
 
 __all__ = [
@@ -50,4 +54,14 @@ __all__ = [
     "EmaMomentum",
     "Orthogonalize",
     "ScaleByMatrixShape",
+    "ScaleByUncorrectedAdam",
+    "ScaleByTrustRatio",
+    "ScaleByLarsTrustRatio",
+    "ScaleByDebiasedRms",
+    "ScheduleFree",
+    "EstimateDistance",
+    "ScaleByProdigyAdam",
+    "ScaleByDistance",
+    "ScaleBySoap",
+    "SkipFirstStep",
 ]

@@ -73,27 +73,27 @@ class ScaleByAdaBelief(Transform):
 
         m_k = β₁·m_{k−1} + (1 − β₁)·g_k
         s_k = β₂·s_{k−1} + (1 − β₂)·(g_k − m_k)² + ε
-        ŝ_k = max(ŝ_{k−1}, s_k)                                  (amsgrad only)
+        ŝ_k = max(ŝ_{k−1}, s_k)                                  (``ams_bound`` only)
         step_k = m_k/(1 − β₁ᵏ) / (√(s_k/(1 − β₂ᵏ)) + ε)
 
     A gradient close to its running mean ("believed") gets a large step, a surprising one a
     small step. Followed by ``w ← w − η·step``.
-    State: ``exp_avg``, ``exp_avg_var``, ``max_exp_avg_var`` (amsgrad; pytorch_optimizer's names).
+    State: ``exp_avg``, ``exp_avg_var``, ``max_exp_avg_var`` (``ams_bound``; pytorch_optimizer's names).
     """
 
-    defaults = {"betas": (0.9, 0.999), "eps": 1e-16, "amsgrad": False}
+    defaults = {"betas": (0.9, 0.999), "eps": 1e-16, "ams_bound": False}
     state_keys = ("exp_avg", "exp_avg_var", "max_exp_avg_var")
-    state_depends_on = ("amsgrad",)
+    state_depends_on = ("ams_bound",)
     needs_step = True
 
     def validate(self, hp: Mapping[str, Any]) -> None:
         check_betas(hp)
         check_number("eps", hp["eps"], low=0.0, low_open=True)
-        check_bool("amsgrad", hp["amsgrad"])
+        check_bool("ams_bound", hp["ams_bound"])
 
     def init_state(self, param: Tensor, hp: Mapping[str, Any]) -> dict[str, Tensor]:
         state = {"exp_avg": torch.zeros_like(param), "exp_avg_var": torch.zeros_like(param)}
-        if hp["amsgrad"]:
+        if hp["ams_bound"]:
             state["max_exp_avg_var"] = torch.zeros_like(param)
         return state
 
@@ -108,7 +108,7 @@ class ScaleByAdaBelief(Transform):
         m.lerp_(u, 1 - beta1)
         residual = u - m
         s.mul_(beta2).addcmul_(residual, residual, value=1 - beta2).add_(eps)
-        if ctx.hp["amsgrad"]:
+        if ctx.hp["ams_bound"]:
             torch.maximum(state["max_exp_avg_var"], s, out=state["max_exp_avg_var"])
             s = state["max_exp_avg_var"]
         denom = s.sqrt().div_(c["sqrt_bias2"]).add_(eps)
