@@ -85,9 +85,9 @@ class ExtendedChainOptimizer(ChainOptimizer):
                         fresh = leaf.init_shaped_state(p.detach(), _view(group, hp_names))
                         for key, value in fresh.items():
                             key = state_names.get(key, key)
+                            # kept as it is (a checkpoint's may differ in shape: Prodigy's 0-d p0)
                             previous = old.get(key)
-                            usable = isinstance(previous, Tensor) and previous.shape == value.shape
-                            entry[key] = previous.to(value.dtype) if usable else value
+                            entry[key] = previous.to(value.dtype) if isinstance(previous, Tensor) else value
 
     # -- the once-per-step pass ----------------------------------------------------------------
     @torch.no_grad()

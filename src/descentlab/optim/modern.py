@@ -109,9 +109,7 @@ class ScheduleFreeAdamW(_ScheduleFreeModes, ExtendedChainOptimizer):
     ``chain(Maximize, ScaleByDebiasedRms, AddDecoupledWeightDecay, ScheduleFree)``; same
     arguments, group entries (``k``, ``weight_sum``, ``lr_max``, ``scheduled_lr``,
     ``train_mode``) and state (``z``, ``exp_avg_sq``) as ``schedulefree.AdamWScheduleFree``.
-    Unlike it, a new optimizer starts in train mode (so ``train()`` first is optional), and
-    v's bias correction counts each parameter's own steps (the same when every parameter
-    gets a gradient at every step).
+    Unlike it, a new optimizer starts in train mode (so ``train()`` first is optional).
     """
 
     store_step = False
@@ -134,7 +132,8 @@ class ScheduleFreeAdamW(_ScheduleFreeModes, ExtendedChainOptimizer):
     ) -> None:
         arguments = constructor_arguments(locals())
         rule = chain(Maximize(), ScaleByDebiasedRms(), AddDecoupledWeightDecay(), ScheduleFree(beta="betas"))
-        super().__init__(params, rule, **arguments)
+        # the reference reads group["foreach"]: keep it in the group, so checkpoints load there
+        super().__init__(params, rule, extra_defaults={"foreach": foreach}, **arguments)
 
     def _interpolation(self, group: dict[str, Any]) -> float:
         return group["betas"][0]
@@ -172,7 +171,8 @@ class ScheduleFreeSGD(_ScheduleFreeModes, ExtendedChainOptimizer):
     ) -> None:
         arguments = constructor_arguments(locals())
         rule = chain(Maximize(), AddWeightDecay(), ScheduleFree())
-        super().__init__(params, rule, **arguments)
+        # the reference reads group["foreach"]: keep it in the group, so checkpoints load there
+        super().__init__(params, rule, extra_defaults={"foreach": foreach}, **arguments)
 
     def _interpolation(self, group: dict[str, Any]) -> float:
         return group["momentum"]

@@ -20,12 +20,13 @@ from .base import Context, Transform
 
 class ScaleByDebiasedRms(Transform):
     """``u ← g/(√(v/(1 − β₂ᵏ)) + ε)``, ``v ← β₂·v + (1 − β₂)·g²`` — Adam's denominator alone
-    (schedule-free AdamW's; β₂ = ``betas[1]``). State: ``exp_avg_sq``."""
+    (schedule-free AdamW's; β₂ = ``betas[1]``), with k the group's step count ``k`` that
+    :class:`ScheduleFree` keeps (so that it survives a checkpoint of the authors' format,
+    which has no per-parameter step). State: ``exp_avg_sq``."""
 
-    defaults = {"betas": (0.9, 0.999), "eps": 1e-8}
+    defaults = {"betas": (0.9, 0.999), "eps": 1e-8, "k": 0}
     state_keys = ("exp_avg_sq",)
     state_depends_on = ()
-    needs_step = True
 
     def validate(self, hp: Mapping[str, Any]) -> None:
         check_betas(hp)
@@ -35,7 +36,7 @@ class ScaleByDebiasedRms(Transform):
         return {"exp_avg_sq": torch.zeros_like(param)}
 
     def coefficients(self, hp: Mapping[str, Any], step: int) -> dict[str, float]:
-        return {"bias2": 1 - hp["betas"][1] ** step}
+        return {"bias2": 1 - hp["betas"][1] ** max(hp["k"], 1)}
 
     def update(self, u: Tensor, state: dict, ctx: Context) -> Tensor:
         beta2 = ctx.hp["betas"][1]
