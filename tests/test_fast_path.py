@@ -49,6 +49,13 @@ CONFIGS = [
     ("Lion", {"lr": 1e-3, "weight_decay": 0.1}),
     ("HeavyBall", {"lr": 0.01, "momentum": 0.9}),
     ("DeltaBarDelta", {"lr": 0.01, "momentum": 0.5}),
+    ("RAdam", {"lr": 0.01, "weight_decay": 0.01}),
+    ("RAdam", {"lr": 0.01, "weight_decay": 0.01, "decoupled_weight_decay": True}),
+    ("AdaBelief", {"lr": 0.01, "weight_decay": 0.01, "ams_bound": True}),
+    ("Yogi", {"lr": 0.01, "weight_decay": 0.01, "weight_decouple": False}),
+    ("ScheduleFreeAdamW", {"lr": 0.01, "warmup_steps": 5, "weight_decay": 0.01}),
+    ("ScheduleFreeSGD", {"lr": 0.1, "warmup_steps": 5, "weight_decay": 0.01}),
+    ("Prodigy", {"weight_decay": 0.01}),
 ]
 SIZES = (300, 7, 2000)
 
@@ -121,6 +128,9 @@ def test_no_recompilation_under_a_cosine_schedule(monkeypatch):
     ("RMSprop", {"lr": 0.01, "momentum": 0.9}),
     ("DeltaBarDelta", {"lr": 0.01, "momentum": 0.5}),
     ("NAdam", {"lr": 0.01}),
+    ("RAdam", {"lr": 0.01}),  # momentum SGD until ρ_k > 5, then adaptive: one expression
+    ("ScheduleFreeAdamW", {"lr": 0.01, "warmup_steps": 3}),  # averaging weights change every step
+    ("Prodigy", {}),  # the D estimate changes every step
 ])
 def test_first_steps_compile_once(name, kwargs, monkeypatch):
     """Rules with a first-step special case (momentum's p₁ = u₁, the gains' missing previous
