@@ -17,6 +17,8 @@ from .first_order import (
     RMSprop,
     Rprop,
 )
+from .grouping import MultiOptimizer as MultiOptimizer  # noqa: F401 (see the end of the file)
+from .grouping import decay_groups, param_groups, partition
 from .modern import SOAP, AdaBelief, Lamb, Lars, Prodigy, ScheduleFreeAdamW, ScheduleFreeSGD, Yogi
 from .torch_extra import Adafactor, Muon, RAdam
 
@@ -49,4 +51,9 @@ __all__ = [
     "AdaBelief",
     "Yogi",
     "WeightAverage",
+    "partition",
+    "param_groups",
+    "decay_groups",
 ]
+# MultiOptimizer (descentlab.optim.MultiOptimizer) is importable here but not listed: it combines
+# optimizers rather than being one that a spec such as "adam(lr=0.1)" could build.

@@ -113,10 +113,12 @@ class Muon(ChainOptimizer):
     ScaleByLearningRate)``; same API, defaults and state (``momentum_buffer``) as
     ``torch.optim.Muon``. For **2-D parameters only** (the hidden layers' weight matrices).
     As torch's documentation recommends, optimise the others — biases, norm layers,
-    embeddings and the output layer — with AdamW, for instance through
-    :func:`descentlab.optim.partition` and :class:`descentlab.optim.MultiOptimizer`::
+    embeddings and the output layer — with AdamW, for instance as one optimizer through
+    :mod:`descentlab.optim.grouping`::
 
-        groups = partition(model, {"muon": ndim(2) & ~name("head.*"), "adamw": everything()})
+        from descentlab.optim.grouping import MultiOptimizer, module_type, name, ndim, partition
+        hidden = ndim(2) & ~module_type(nn.Embedding) & ~name("head.*")
+        groups = partition(model, {"muon": hidden, "adamw": ~hidden})
         opt = MultiOptimizer({"muon": Muon(groups["muon"], lr=0.02),
                               "adamw": AdamW(groups["adamw"], lr=3e-4, weight_decay=0.01)})
     """
