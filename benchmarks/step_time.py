@@ -84,9 +84,11 @@ ALGOS = [
     Algo("Adafactor", {"lr": 1e-2}, 12, "Adafactor"),  # vectors: its second moment is a full vector (+8)
     # modern optimizers; ``peers``: the reference package's optimizer for the same settings
     Algo("ScheduleFreeAdamW", {"lr": 2.5e-3}, 28,
-         peers={"schedulefree": lambda ps, kw: __import__("schedulefree").AdamWScheduleFree(ps, **kw)}),
+         peers={"schedulefree": lambda ps, kw: (lambda o: o.train() or o)(  # it starts in eval mode
+             __import__("schedulefree").AdamWScheduleFree(ps, **kw))}),
     Algo("ScheduleFreeSGD", {"lr": 1.0}, 20,
-         peers={"schedulefree": lambda ps, kw: __import__("schedulefree").SGDScheduleFree(ps, **kw)}),
+         peers={"schedulefree": lambda ps, kw: (lambda o: o.train() or o)(
+             __import__("schedulefree").SGDScheduleFree(ps, **kw))}),
     Algo("Prodigy", {"lr": 1.0}, 40,  # reads p, g, m, v, s, p0; writes p, m, v, s
          peers={"prodigyopt": lambda ps, kw: __import__("prodigyopt").Prodigy(ps, **kw)}),
     Algo("Lamb", {"lr": 1e-3, "bias_correction": False}, 28,
