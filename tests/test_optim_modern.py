@@ -423,3 +423,34 @@ INVALID = [
 def test_bad_hyperparameter_is_a_value_error_naming_it(name, kwargs, param):
     with pytest.raises(ValueError, match=re.escape(param)):
         getattr(dl, name)(make_mlp().parameters(), **kwargs)
+
+
+# -- the engine extension: a skipped step, copies ----------------------------------------------------------
+@pytest.mark.parametrize("name", ["ScheduleFreeAdamW", "Prodigy", "SOAP", "Lamb"])
+def test_a_skipped_step_changes_no_group_counter_and_no_state(name):
+    model = make_mlp()
+    opt = getattr(dl, name)(model.parameters(), nonfinite="skip")
+    x, y = make_data()
+    for k in range(3):
+        opt.zero_grad()
+        loss_fn(model, *batch(k, x, y)).backward()
+        opt.step()
+    groups = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
+    state = copy.deepcopy(opt.state_dict()["state"])
+    weights = [p.detach().clone() for p in model.parameters()]
+    opt.zero_grad()
+    loss_fn(model, x, y).backward()
+    model[0].bias.grad[0] = math.nan
+    opt.step()
+    assert opt.skipped_steps == 1
+    assert [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups] == groups
+    for p, before in zip(model.parameters(), weights):
+        assert torch.equal(p, before)
+    for index, entry in opt.state_dict()["state"].items():
+        for key, value in entry.items():
+            assert torch.equal(torch.as_tensor(value), torch.as_tensor(state[index][key])), (index, key)
+    clone = copy.deepcopy(opt)  # a working copy: the rule and its passes come along
+    clone.zero_grad()
+    for p in clone.param_groups[0]["params"]:
+        p.grad = torch.ones_like(p)
+    clone.step()
