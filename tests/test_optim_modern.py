@@ -454,3 +454,20 @@ def test_a_skipped_step_changes_no_group_counter_and_no_state(name):
     for p in clone.param_groups[0]["params"]:
         p.grad = torch.ones_like(p)
     clone.step()
+
+
+def test_prodigy_freezes_groups_with_lr_0_and_refuses_other_learning_rates():
+    model = make_mlp()
+    opt = dl.Prodigy([{"params": model[0].parameters()}, {"params": model[2].parameters(), "lr": 0.0}],
+                     weight_decay=0.1)
+    frozen = [p.detach().clone() for p in model[2].parameters()]
+    x, y = make_data()
+    for k in range(5):
+        opt.zero_grad()
+        loss_fn(model, *batch(k, x, y)).backward()
+        opt.step()
+    assert all(torch.equal(p, q) for p, q in zip(model[2].parameters(), frozen))
+    assert moved(model)
+    opt.param_groups[1]["lr"] = 0.5
+    with pytest.raises(ValueError, match="largest lr"):
+        opt.step()
