@@ -131,6 +131,9 @@ def test_no_recompilation_under_a_cosine_schedule(monkeypatch):
     ("RAdam", {"lr": 0.01}),  # momentum SGD until ρ_k > 5, then adaptive: one expression
     ("ScheduleFreeAdamW", {"lr": 0.01, "warmup_steps": 3}),  # averaging weights change every step
     ("Prodigy", {}),  # the D estimate changes every step
+    ("ScheduleFreeSGD", {"lr": 0.1, "warmup_steps": 3}),
+    ("AdaBelief", {"lr": 0.01}),
+    ("Yogi", {"lr": 0.01}),
 ])
 def test_first_steps_compile_once(name, kwargs, monkeypatch):
     """Rules with a first-step special case (momentum's p₁ = u₁, the gains' missing previous
