@@ -97,7 +97,8 @@ ALGOS = [
     Algo("Lars", {"lr": 1e-3}, 20,
          peers={"pytorch_optimizer": lambda ps, kw: __import__("pytorch_optimizer").LARS(ps, **kw)}),
     Algo("SOAP", {"lr": 3e-3}, 28,  # vectors: SOAP is Adam on them (no factor); heavyball compiles its step
-         peers={"heavyball": lambda ps, kw: __import__("heavyball").SOAP(ps, **kw)}),
+         # heavyball clears .grad in step() unless told not to (the benchmark reuses one gradient)
+         peers={"heavyball": lambda ps, kw: __import__("heavyball").SOAP(ps, consume_grad=False, **kw)}),
     Algo("AdaBelief", {"lr": 1e-3}, 28,
          peers={"pytorch_optimizer": lambda ps, kw: __import__("pytorch_optimizer").AdaBelief(ps, **kw)}),
     Algo("Yogi", {"lr": 1e-2}, 28,

@@ -149,8 +149,8 @@ class ScaleBySoap(Transform):
         m = state["exp_avg"].view(1, *shape)
         v = state["exp_avg_sq"].view(1, *shape)
         rotated = _project(g, factors, back=False)
-        m.copy_(m * (1 - c["m"]) + rotated * c["m"])
-        v.copy_(v * (1 - c["v"]) + rotated * rotated * c["v"])
+        m.mul_(1 - c["m"]).add_(rotated * c["m"])  # m·(1 − a) + G'·a, in place
+        v.mul_(1 - c["v"]).add_(rotated * rotated * c["v"])
         step = _project(m / v.clamp_min(0).sqrt().clamp(min=hp["eps"]), factors, back=True)
         for i, gg, _ in factors:
             gg.copy_(gg * (1 - c["gg"]) + _outer(g, i) * c["gg"])
