@@ -79,6 +79,30 @@ ALGOS = [
     Algo("Lion", {"lr": 1e-4, "betas": (0.9, 0.99)}, 20),
     Algo("HeavyBall", {"lr": 1e-3, "momentum": 0.9}, 20),
     Algo("DeltaBarDelta", {"lr": 1e-2}, 28),
+    # issue 19: the rest of torch.optim (Muon is left out: it takes only matrices, the cases are vectors)
+    Algo("RAdam", {"lr": 1e-3}, 28, "RAdam"),
+    Algo("Adafactor", {"lr": 1e-2}, 12, "Adafactor"),  # vectors: its second moment is a full vector (+8)
+    # modern optimizers; ``peers``: the reference package's optimizer for the same settings
+    Algo("ScheduleFreeAdamW", {"lr": 2.5e-3}, 28,
+         peers={"schedulefree": lambda ps, kw: (lambda o: o.train() or o)(  # it starts in eval mode
+             __import__("schedulefree").AdamWScheduleFree(ps, **kw))}),
+    Algo("ScheduleFreeSGD", {"lr": 1.0}, 20,
+         peers={"schedulefree": lambda ps, kw: (lambda o: o.train() or o)(
+             __import__("schedulefree").SGDScheduleFree(ps, **kw))}),
+    Algo("Prodigy", {"lr": 1.0}, 40,  # reads p, g, m, v, s, p0; writes p, m, v, s
+         peers={"prodigyopt": lambda ps, kw: __import__("prodigyopt").Prodigy(ps, **kw)}),
+    Algo("Lamb", {"lr": 1e-3, "bias_correction": False}, 28,
+         peers={"pytorch_optimizer": lambda ps, kw: __import__("pytorch_optimizer").Lamb(
+             ps, lr=kw["lr"], weight_decouple=False, adam_debias=True)}),
+    Algo("Lars", {"lr": 1e-3}, 20,
+         peers={"pytorch_optimizer": lambda ps, kw: __import__("pytorch_optimizer").LARS(ps, **kw)}),
+    Algo("SOAP", {"lr": 3e-3}, 28,  # vectors: SOAP is Adam on them (no factor); heavyball compiles its step
+         # heavyball clears .grad in step() unless told not to (the benchmark reuses one gradient)
+         peers={"heavyball": lambda ps, kw: __import__("heavyball").SOAP(ps, consume_grad=False, **kw)}),
+    Algo("AdaBelief", {"lr": 1e-3}, 28,
+         peers={"pytorch_optimizer": lambda ps, kw: __import__("pytorch_optimizer").AdaBelief(ps, **kw)}),
+    Algo("Yogi", {"lr": 1e-2}, 28,
+         peers={"pytorch_optimizer": lambda ps, kw: __import__("pytorch_optimizer").Yogi(ps, **kw)}),
 ]
 
 
