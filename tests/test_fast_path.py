@@ -31,19 +31,6 @@ def no_silent_fallback():
         yield
 
 
-@pytest.fixture(autouse=True)
-def fresh_float_specializations():
-    """torch 2.13 keeps the float inputs one compilation had to specialise (by symbol name,
-    "zf5") in a process-wide set that a successful compilation does not clear
-    (``TensorifyState.force_specializations``): the next chain compiled then specialises its
-    own fifth float — RAdam's rectification factor after RMSprop's momentum ``alpha`` — and
-    recompiles at every step. Start each test from an empty set (the engine should too)."""
-    from torch._dynamo.symbolic_convert import TensorifyState
-
-    TensorifyState.clear()
-    yield
-
-
 # Every optimizer, with its options switched on (one compiled chain per line).
 CONFIGS = [
     ("SGD", {"lr": 0.01, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01}),

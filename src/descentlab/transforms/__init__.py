@@ -18,8 +18,8 @@ from .orthogonal import EmaMomentum, Orthogonalize, ScaleByMatrixShape
 from .scaling import Maximize, ScaleByLearningRate
 from .schedule_free import ScaleByDebiasedRms, ScheduleFree
 from .sign import ScaleByLion, ScaleByRprop
-from .staleness import DelayCompensation, ScaleByStaleness
 from .soap import ScaleBySoap, SkipFirstStep
+from .staleness import DelayCompensation, ScaleByStaleness
 from .trust_ratio import ScaleByLarsTrustRatio, ScaleByTrustRatio, ScaleByUncorrectedAdam
 from .weight_decay import AddDecoupledWeightDecay, AddWeightDecay
 
