@@ -11,7 +11,9 @@ status 1. ``descentlab --debug COMMAND ...`` prints the full traceback of either
 from __future__ import annotations
 
 import inspect
+import os
 import sys
+import tempfile
 import time
 import traceback
 from dataclasses import dataclass
@@ -24,7 +26,6 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ._io import writable_directory
 from .distributed.cli import app as distributed_app
 
 
@@ -39,8 +40,8 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    help="descentlab — optimizers racing on loss landscapes.\n\nExample: descentlab race two-minima "
-    "--opt 'sgd(lr=0.05)' --opt 'adam(lr=0.1)' --out race.png",
+    help="descentlab — optimizers racing on loss landscapes.\n\nExample:\n\n"
+    "descentlab race two-minima --opt 'sgd(lr=0.05)' --opt 'adam(lr=0.1)' \\\n    --out race.png",
 )
 console = Console(width=None if sys.stdout.isatty() else 120)
 app.add_typer(distributed_app, name="distributed", help="Synchronous vs asynchronous SGD (simulated, Ray).")
@@ -52,10 +53,24 @@ class UsageProblem(ValueError):
     """Bad input from the command line: reported as one line, exit status 2."""
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("descentlab")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            number = "unknown (not installed)"
+        console.print(f"descentlab {number}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _global_options(
     ctx: typer.Context,
     debug: Annotated[bool, typer.Option("--debug", help="show the full traceback of any error")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="print the version and exit")] = False,
 ) -> None:
     """descentlab — optimizers racing on loss landscapes."""
     if isinstance(ctx.obj, _Session):
@@ -73,14 +88,26 @@ def _parse_start(text: str | None) -> tuple[float, ...] | None:
 
 
 def _writable_file(path: Path | None, option: str, suffixes: tuple[str, ...]) -> Path | None:
+    """Check an output file before any work: its suffix, that it is not a directory, and that its
+    folder exists (it is never created) and accepts a file (a probe file is written and removed)."""
     if path is None:
         return None
     if path.suffix.lower() not in suffixes:
         raise UsageProblem(f"{option} must end in {' or '.join(suffixes)}, got {str(path)!r}")
+    if path.is_dir():
+        raise UsageProblem(f"{option}: {str(path)!r} is a directory; give a file name")
+    folder = path.parent if str(path.parent) else Path(".")
+    if folder.exists() and not folder.is_dir():
+        raise UsageProblem(f"{option}: {str(folder)!r} exists and is not a directory")
+    if not folder.exists():
+        raise UsageProblem(f"{option}: the directory {str(folder)!r} does not exist (it is not created "
+                           "for you; make it first)")
     try:
-        writable_directory(path.parent if str(path.parent) else Path("."), option)
-    except ValueError as error:
-        raise UsageProblem(str(error)) from None
+        handle, probe = tempfile.mkstemp(prefix=".descentlab-probe-", dir=folder)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as error:
+        raise UsageProblem(f"{option}: cannot write in {str(folder)!r}: {error.strerror}") from None
     return path
 
 
