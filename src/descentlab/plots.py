@@ -46,10 +46,14 @@ __all__ = [
     "animate_race",
     "render_equation",
     "COLORS",
+    "LINESTYLES",
 ]
 
-COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
-          "#7f7f7f", "#bcbd22"]
+#: Okabe & Ito's colour-blind-safe palette (black moved last: it is the start marker's colour), then
+#: two more distinct hues; past ten optimizers the line style changes (:data:`LINESTYLES`).
+COLORS = ["#E69F00", "#56B4E9", "#009E73", "#D55E00", "#CC79A7", "#0072B2", "#F0E442", "#882255",
+          "#44AA99", "#000000"]
+LINESTYLES = ["-", "--", ":", "-."]
 _STYLE = {"axes.spines.top": False, "axes.spines.right": False, "font.size": 10, "axes.titlesize": 11}
 
 
