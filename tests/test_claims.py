@@ -55,10 +55,18 @@ def test_every_claim_is_judged_as_recorded(claim: Claim, tmp_path):
 
 def test_a_predicate_can_fail_and_then_the_mark_says_so():
     claim = get_claim("momentum-jumps-local-minima")
-    holds, why = claim.predicate({**{f"{label} minimum": "shallow" for label in
-                                     ("GD", "momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam")},
-                                  **{f"{label} iterations": "10" for label in
-                                     ("GD", "momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam")}})
+    holds, why = claim.predicate(
+        {
+            **{
+                f"{label} minimum": "shallow"
+                for label in ("GD", "momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam")
+            },
+            **{
+                f"{label} iterations": "10"
+                for label in ("GD", "momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam")
+            },
+        }
+    )
     assert holds is False and "momentum shallow" in why
 
 

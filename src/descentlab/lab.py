@@ -486,6 +486,7 @@ class Frame:
 
     step: int
     runs: list[tuple[int, list[float], float, float]]
+    labels: list[str] | None = None  # the runs' labels, on the first frame only
 
 
 def race_stream(
@@ -512,7 +513,8 @@ def race_stream(
     landscape, point, contenders, xtol = _prepare(
         landscape, optimizers, start, steps, noise, seed, xtol, ftol, escape, schedule, None, hold, errors)
     runners = list(_runners(contenders, landscape, point, steps, seed, schedule, escape, None, errors))
-    yield Frame(0, [(i, r.points[0].tolist(), r.losses[0], r.norms[0]) for i, r in enumerate(runners)])
+    yield Frame(0, [(i, r.points[0].tolist(), r.losses[0], r.norms[0]) for i, r in enumerate(runners)],
+                [r.label for r in runners])
     for k in range(1, steps + 1):
         moved = []
         for i, runner in enumerate(runners):

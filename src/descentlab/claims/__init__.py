@@ -86,8 +86,9 @@ class Claim:
         check_choice("expected", self.expected, ("holds", "refuted"))
         note = self.source.split()[-1]
         if note not in NOTES:
-            raise ValueError(f"claim {self.slug!r}: source must name one of notes {sorted(NOTES)}, got "
-                             f"{self.source!r}")
+            raise ValueError(
+                f"claim {self.slug!r}: source must name one of notes {sorted(NOTES)}, got {self.source!r}"
+            )
 
     @property
     def note_file(self) -> str:
@@ -127,11 +128,22 @@ class Verdict:
 
     def to_json(self) -> dict[str, Any]:
         claim = self.claim
-        return {"slug": claim.slug, "text": claim.text, "source": claim.source, "note_file": claim.note_file,
-                "hyperparameters": claim.hyperparameters, "holds": self.holds, "mark": self.mark,
-                "expected": claim.expected, "summary": self.summary, "numbers": _plain(self.numbers),
-                "seconds": round(self.seconds, 3), "command": claim.command, "figure": self.figure,
-                "playground": claim.playground}
+        return {
+            "slug": claim.slug,
+            "text": claim.text,
+            "source": claim.source,
+            "note_file": claim.note_file,
+            "hyperparameters": claim.hyperparameters,
+            "holds": self.holds,
+            "mark": self.mark,
+            "expected": claim.expected,
+            "summary": self.summary,
+            "numbers": _plain(self.numbers),
+            "seconds": round(self.seconds, 3),
+            "command": claim.command,
+            "figure": self.figure,
+            "playground": claim.playground,
+        }
 
 
 def _plain(numbers: Mapping[str, Any]) -> dict[str, Any]:
