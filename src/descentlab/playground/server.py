@@ -299,7 +299,14 @@ def _lr_and_beta(spec: str) -> dict[str, float]:
     except ValueError:
         return {}
     group = optimizer.param_groups[0]
-    out = {}
+    import torch
+
+    from ..optim import SGD, HeavyBall
+
+    # the lines lr·λ_max < 2 (GD) and < 2(1 + β) (heavy ball) bound plain and momentum gradient descent only
+    out: dict[str, Any] = {
+        "gd": isinstance(optimizer, (SGD, HeavyBall, torch.optim.SGD)) and not group.get("nesterov")
+    }
     if isinstance(group.get("lr"), (int, float)):
         out["lr"] = float(group["lr"])
     if isinstance(group.get("momentum"), (int, float)):

@@ -176,7 +176,9 @@ function drawGauge() {
     const lam = c.lambda_max[k], low = c.lambda_min[k], kappa = c.kappa[k];
     const st = race.stability[run.label] || {};
     let text = `<span class="swatch" style="background:${COLORS[i % 8]}"></span> ${escapeHtml(run.label)}: λ_max ${fmt(lam)}, λ_min ${fmt(low)}, κ ${fmt(kappa)}`;
-    if (st.lr !== undefined && lam !== null) {
+    if (st.lr !== undefined && lam !== null && !st.gd) {
+      text += ` · η = ${fmt(st.lr)} (an adaptive method: η·λ_max is not its stability limit)`;
+    } else if (st.lr !== undefined && lam !== null) {
       const limit = 2 * (1 + (st.beta || 0)), value = st.lr * lam;
       const width = Math.min(120, Math.max(1, value / limit * 60));
       text += ` · η·λ_max = ${fmt(value)} <span class="bar ${value >= limit ? "over" : ""}" style="width:${width}px"></span> ` +
@@ -425,7 +427,9 @@ async function replaySnapshot() {
     else if (event === "frame") addFrame(data);
     else if (event === "done") finish(data);
   }
-  shown = 0; playing = true; draw();
+  shown = 0; playing = true;
+  Object.assign(state, { steps: pick.request.steps, noise: pick.request.noise, seed: pick.request.seed, start: pick.request.start });
+  syncControls(); draw();
   status(`replaying "${pick.title}" as recorded by descentlab ${SNAPSHOT.version}`);
 }
 function syncControls() {
