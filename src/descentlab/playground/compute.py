@@ -283,11 +283,20 @@ def phase_map(
 
 
 def curvature_along(landscape: Landscape, points: np.ndarray) -> dict[str, list[float]]:
-    """Hessian eigenvalues (λ_min, λ_max) and κ = |λ_max|/|λ_min| at every point of a path, batched."""
+    """Hessian eigenvalues (λ_min, λ_max) and κ = |λ_max|/|λ_min| at every point of a path, batched.
+
+    Reverse-over-reverse on the whole path at once (the points are independent, so the gradient of
+    ``Σ_i ∂f/∂x_j (w_i)`` is row ``j`` of every point's Hessian): plain autograd, which, unlike
+    ``torch.func``'s forward mode, is safe in the server's worker threads.
+    """
     w = torch.as_tensor(points, dtype=torch.float64)
     finite = torch.isfinite(w).all(-1)
-    w = torch.where(finite[:, None], w, torch.zeros_like(w))
-    hessians = torch.func.vmap(torch.func.hessian(landscape.fn))(w)
+    w = torch.where(finite[:, None], w, torch.zeros_like(w)).clone().requires_grad_(True)
+    with torch.enable_grad():
+        (grad,) = torch.autograd.grad(landscape(w).sum(), w, create_graph=True)
+        rows = [torch.autograd.grad(grad[:, j].sum(), w, retain_graph=j == 0)[0] for j in range(w.shape[1])]
+    hessians = torch.stack(rows, dim=1).detach()
+    hessians = 0.5 * (hessians + hessians.transpose(1, 2))
     values = torch.linalg.eigvalsh(hessians)
     low, high = values[:, 0], values[:, -1]
     kappa = high.abs() / low.abs().clamp(min=1e-300)

@@ -53,6 +53,7 @@ from .meta import meta
 __all__ = ["Limits", "create_app", "STATIC", "reproduce"]
 
 STATIC = Path(__file__).with_name("static")
+_CLAIM_LOCK = threading.Lock()
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
@@ -423,7 +424,8 @@ def create_app(
         from ..claims import check, get_claim
 
         claim = get_claim(body["__path"]["slug"])
-        verdict = check(claim)
+        with _CLAIM_LOCK:  # one claim at a time: some use torch.func's forward mode, whose levels are global
+            verdict = check(claim)
         buffer = io.BytesIO()
         verdict.measurement.draw().savefig(buffer, format="png", dpi=80, bbox_inches="tight")
         data = verdict.to_json()
@@ -510,8 +512,8 @@ def create_app(
                 )
                 yield _sse("frame", _frame_json(frame0))
                 while True:
-                    if await request.is_disconnected():
-                        return
+                    # a client that goes away cancels this generator (Starlette listens for the disconnect
+                    # while streaming): the finally below closes the race and frees the slot
                     if time.perf_counter() - began > limits.seconds:
                         yield _sse(
                             "error", {"error": f"stopped at the wall-clock limit of {limits.seconds:g} s"}
