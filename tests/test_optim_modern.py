@@ -163,7 +163,6 @@ def test_every_eager_executor_matches_reference(case, executor, monkeypatch):
     """The chain runner on the flat bucket (``fast=False``) and in chunks of 7 elements."""
     if executor == "chunks":
         monkeypatch.setattr(executors, "CHUNK_ELEMENTS", 7)
-        monkeypatch.setattr(executors, "FLAT_ELEMENTS", 7)
     make_ref, make_dl = _constructors(case, fast=False)
     model_r, model_d, _, opt_d = side_by_side(make_ref, make_dl, before=_setup(case[0]))
     assert opt_d.describe_execution()[0]["path"] == "eager"
