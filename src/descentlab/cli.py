@@ -11,7 +11,9 @@ status 1. ``descentlab --debug COMMAND ...`` prints the full traceback of either
 from __future__ import annotations
 
 import inspect
+import os
 import sys
+import tempfile
 import time
 import traceback
 from dataclasses import dataclass
@@ -24,7 +26,6 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ._io import writable_directory
 from .distributed.cli import app as distributed_app
 
 
@@ -39,8 +40,8 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    help="descentlab — optimizers racing on loss landscapes.\n\nExample: descentlab race two-minima "
-    "--opt 'sgd(lr=0.05)' --opt 'adam(lr=0.1)' --out race.png",
+    help="descentlab — optimizers racing on loss landscapes.\n\nExample:\n\n"
+    "descentlab race two-minima --opt 'sgd(lr=0.05)' --opt 'adam(lr=0.1)' \\\n    --out race.png",
 )
 console = Console(width=None if sys.stdout.isatty() else 120)
 app.add_typer(distributed_app, name="distributed", help="Synchronous vs asynchronous SGD (simulated, Ray).")
@@ -52,10 +53,24 @@ class UsageProblem(ValueError):
     """Bad input from the command line: reported as one line, exit status 2."""
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("descentlab")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            number = "unknown (not installed)"
+        console.print(f"descentlab {number}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _global_options(
     ctx: typer.Context,
     debug: Annotated[bool, typer.Option("--debug", help="show the full traceback of any error")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="print the version and exit")] = False,
 ) -> None:
     """descentlab — optimizers racing on loss landscapes."""
     if isinstance(ctx.obj, _Session):
@@ -73,14 +88,26 @@ def _parse_start(text: str | None) -> tuple[float, ...] | None:
 
 
 def _writable_file(path: Path | None, option: str, suffixes: tuple[str, ...]) -> Path | None:
+    """Check an output file before any work: its suffix, that it is not a directory, and that its
+    folder exists (it is never created) and accepts a file (a probe file is written and removed)."""
     if path is None:
         return None
     if path.suffix.lower() not in suffixes:
         raise UsageProblem(f"{option} must end in {' or '.join(suffixes)}, got {str(path)!r}")
+    if path.is_dir():
+        raise UsageProblem(f"{option}: {str(path)!r} is a directory; give a file name")
+    folder = path.parent if str(path.parent) else Path(".")
+    if folder.exists() and not folder.is_dir():
+        raise UsageProblem(f"{option}: {str(folder)!r} exists and is not a directory")
+    if not folder.exists():
+        raise UsageProblem(f"{option}: the directory {str(folder)!r} does not exist (it is not created "
+                           "for you; make it first)")
     try:
-        writable_directory(path.parent if str(path.parent) else Path("."), option)
-    except ValueError as error:
-        raise UsageProblem(str(error)) from None
+        handle, probe = tempfile.mkstemp(prefix=".descentlab-probe-", dir=folder)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as error:
+        raise UsageProblem(f"{option}: cannot write in {str(folder)!r}: {error.strerror}") from None
     return path
 
 
@@ -100,28 +127,38 @@ def _print_table(title: str, rows: list[dict[str, str]]) -> None:
     console.print(table)
 
 
+MAX_STEPS = 100_000
+
+
 @app.command()
 def race(
     landscape: Annotated[str, typer.Argument(help="landscape name or spec: 'quadratic(kappa=100)'")],
     opt: Annotated[list[str] | None, typer.Option("--opt", "-o", help="optimizer spec, repeatable")] = None,
     start: Annotated[str | None, typer.Option(help="start point 'x,y' (default: the landscape's)")] = None,
-    steps: Annotated[int, typer.Option(help="number of optimizer steps")] = 200,
+    steps: Annotated[int, typer.Option(help=f"number of optimizer steps (1 to {MAX_STEPS:,})")] = 200,
     noise: Annotated[float, typer.Option(help="standard deviation σ of additive gradient noise")] = 0.0,
     seed: Annotated[int, typer.Option(help="seed of the noise and mini-batch order (shared)")] = 0,
     out: Annotated[Path | None, typer.Option(help="write the figure (paths + loss) to this PNG")] = None,
     gif: Annotated[Path | None, typer.Option(help="also write an animated GIF of the race")] = None,
+    axis: Annotated[str, typer.Option(help="x axis of the loss panel: steps, evaluations (loss-and-gradient "
+                                      "evaluations) or seconds (wall time)")] = "steps",
 ) -> None:
     """Race optimizers on a landscape from the same start; print a table and draw the paths.
 
+    A run whose optimizer raised an error is shown as failed, with the error, and the command then
+    exits with status 1; only non-finite values (or leaving the landscape far behind) count as diverging.
+
     Example:
 
-        descentlab race two-minima --opt 'sgd(lr=0.05)' --opt 'SGD(lr=0.05, momentum=0.9)'
-        --opt 'adam(lr=0.1)' --steps 250 --out race.png
+        descentlab race two-minima --opt 'sgd(lr=0.05)' --opt 'adam(lr=0.1)' --steps 250 --out race.png
     """
-    if steps <= 0:
-        raise UsageProblem(f"--steps must be a positive integer, got {steps}")
+    if not 1 <= steps <= MAX_STEPS:
+        raise UsageProblem(f"--steps must be a positive integer of at most {MAX_STEPS:,}, got {steps}"
+                           if steps > 0 else f"--steps must be a positive integer, got {steps}")
     if noise < 0:
         raise UsageProblem(f"--noise must be >= 0, got {noise}")
+    if axis not in ("steps", "evaluations", "seconds"):
+        raise UsageProblem(f"--axis must be steps, evaluations or seconds, got {axis!r}")
     out = _writable_file(out, "--out", (".png", ".svg", ".pdf"))
     gif = _writable_file(gif, "--gif", (".gif",))
     from .lab import race as run_race  # torch is imported only once the arguments look right
@@ -129,17 +166,24 @@ def race(
 
     surface = get_landscape(landscape)
     result = run_race(surface, opt or DEFAULT_RACERS, start=_parse_start(start), steps=steps, noise=noise,
-                      seed=seed)
+                      seed=seed, errors="record")
     _print_table(escape(f"{surface.name}: {surface.formula}"), result.rows())
     if out is not None or gif is not None:
         from . import plots
 
         if out is not None:
-            plots.save_figure(plots.plot_race(result), out)
+            plots.save_figure(plots.plot_race(result, axis=axis), out)
             console.print(f"figure written to [bold]{out}[/bold]")
         if gif is not None:
             plots.animate_race(result, gif)
             console.print(f"animation written to [bold]{gif}[/bold]")
+    failed = [run for run in result.runs if run.failed_at is not None]
+    if failed:
+        first = failed[0]
+        print(f"error: {len(failed)} of {len(result.runs)} runs failed; {first.label} at step "
+              f"{first.failed_at}: {first.error} (in Python, race(..., errors='raise') shows the traceback)",
+              file=sys.stderr)
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -152,14 +196,14 @@ def schedule(
 
     Example:
 
-        descentlab schedule 'warm_restarts(T_0=10, T_mult=2, eta_min=0.01, eta_max=0.1)' --steps 150
-        --out restarts.png
+        descentlab schedule 'warm_restarts(T_0=10, T_mult=2, eta_min=0.01, eta_max=0.1)' --out restarts.png
     """
     from .schedules import SCHEDULES
     from .specs import build_from_spec
 
-    if steps <= 0:
-        raise UsageProblem(f"--steps must be a positive integer, got {steps}")
+    if not 1 <= steps <= MAX_STEPS:
+        raise UsageProblem(f"--steps must be a positive integer of at most {MAX_STEPS:,}, got {steps}"
+                           if steps > 0 else f"--steps must be a positive integer, got {steps}")
     out = _writable_file(out, "--out", (".png", ".svg", ".pdf"))
     rule = build_from_spec(spec, SCHEDULES, "schedule")
     from . import plots
@@ -227,7 +271,10 @@ def demo(
     """
     from .report import EXPERIMENTS, build_report, check_output_dir
 
+    existed = out.exists()
     check_output_dir(out)
+    if not existed:
+        console.print(f"created the folder [bold]{out}[/bold]")
     began = time.perf_counter()
     with Progress(TextColumn("[bold blue]{task.description:<22}"), BarColumn(), TextColumn("{task.completed}/"
                   "{task.total}"), TimeElapsedColumn(), console=console, transient=False) as bar:
@@ -247,6 +294,89 @@ def demo(
     console.print(table)
     console.print(f"report written to [bold]{index}[/bold] in {time.perf_counter() - began:.0f} s "
                   f"— open it in a browser (works offline)")
+
+
+@app.command()
+def claims(
+    slugs: Annotated[list[str] | None,
+                     typer.Argument(help="claims to check (default: all; see --list)")] = None,
+    out: Annotated[Path | None, typer.Option(help="folder for each claim's figure <slug>.png")] = None,
+    list_only: Annotated[bool, typer.Option("--list", help="list the claims and exit")] = False,
+) -> None:
+    """Check the course notes' claims: run each experiment and judge it by its predicate.
+
+    Prints ✓ (holds), refuted (the measurement refutes it, as recorded) or ✗ (the measurement no longer
+    agrees with the recorded verdict: the command then exits with status 1), with the numbers.
+
+    Example:
+
+        descentlab claims momentum-jumps-local-minima noise-escapes-a-saddle --out runs/claims
+    """
+    from .claims import CLAIMS, check, get_claim
+
+    if list_only:
+        table = Table(title="claims of the notes", title_justify="left", header_style="bold")
+        for header in ("claim", "source", "recorded"):
+            table.add_column(header)
+        for claim in CLAIMS:
+            table.add_row(claim.slug, claim.source, claim.expected)
+        console.print(table)
+        return
+    chosen = [get_claim(slug) for slug in slugs] if slugs else list(CLAIMS)
+    if out is not None:
+        if out.exists() and not out.is_dir():
+            raise UsageProblem(f"--out: {str(out)!r} exists and is not a directory")
+        if not out.parent.exists():
+            raise UsageProblem(f"--out: the directory {str(out.parent)!r} does not exist (it is not "
+                               "created for you; make it first)")
+        out.mkdir(exist_ok=True)
+    table = Table(title="claims of the notes", title_justify="left", header_style="bold", show_lines=True)
+    for header in ("", "claim", "what was measured", "s"):
+        table.add_column(header, justify="right" if header == "s" else "left")
+    changed = []
+    with Progress(TextColumn("[bold blue]{task.description:<50}"), BarColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task("claims", total=len(chosen))
+        for claim in chosen:
+            bar.update(task, description=claim.slug)
+            verdict = check(claim, out=out)
+            if not verdict.as_recorded:
+                changed.append(claim.slug)
+            colour = {"✓": "green", "refuted": "yellow"}.get(verdict.mark, "red")
+            table.add_row(f"[{colour}]{verdict.mark}[/{colour}]", escape(f"{claim.slug} ({claim.source})"),
+                          escape(verdict.summary), f"{verdict.seconds:.1f}")
+            bar.advance(task)
+    console.print(table)
+    if out is not None:
+        console.print(f"figures written to [bold]{out}[/bold]")
+    if changed:
+        print(f"error: {len(changed)} claims no longer measure as recorded: {', '.join(changed)}",
+              file=sys.stderr)
+        raise typer.Exit(1)
+
+
+@app.command()
+def playground(
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8765,
+    host: Annotated[str, typer.Option(help="address to bind; anything but 127.0.0.1 / localhost / ::1 "
+                                      "is reachable from other machines and needs the printed token")]
+    = "127.0.0.1",
+    open_browser: Annotated[bool, typer.Option("--open",
+                                               help="open the page in the default browser")] = False,
+) -> None:
+    """Serve the playground: race optimizers by clicking on a landscape, with the real library.
+
+    Needs the extra: pip install 'descentlab[playground]'. Ctrl-C stops the server.
+
+    Example:
+
+        descentlab playground --port 8765 --open
+    """
+    if not 1 <= port <= 65535:
+        raise UsageProblem(f"--port must be in [1, 65535], got {port}")
+    from .playground import serve
+
+    serve(host=host, port=port, open_browser=open_browser, echo=lambda *a, **k: print(*a, **k, flush=True))
 
 
 @app.command()
@@ -277,8 +407,7 @@ def train(
 
     Example:
 
-        descentlab train digits --opt 'sgd(momentum=0.9)' --lr-find --early-stopping 5 --epochs 30
-        --checkpoint runs/digits.ckpt --out runs/train
+        descentlab train digits --opt 'sgd(momentum=0.9)' --lr-find --early-stopping 5 --epochs 5
     """
     from ._train import TrainSettings, run
 
@@ -309,8 +438,9 @@ def main(argv: list[str] | None = None) -> int:
         print("aborted", file=sys.stderr)
         return 1
     except typer.TyperException as problem:  # usage errors found by the parser
-        if problem.format_message():  # empty when the help was shown for a bare `descentlab`
-            print(f"error: {problem.format_message()} (see descentlab --help)", file=sys.stderr)
+        if not problem.format_message():  # a bare `descentlab`: the help was shown, nothing went wrong
+            return 0
+        print(f"error: {problem.format_message()} (see descentlab --help)", file=sys.stderr)
         return 2
     except (ValueError, OSError) as problem:  # bad input; SpecError and UsageProblem are ValueErrors
         if session.debug:

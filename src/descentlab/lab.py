@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable, Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,9 +38,12 @@ from torch import Tensor
 from . import optim as dl_optim
 from .landscapes import Landscape, get_landscape, with_gradient_noise
 from .specs import build_from_spec, format_spec, parse_spec, resolve_name
-from .validation import check_callable, check_int, check_number, check_positive
+from .validation import check_callable, check_choice, check_int, check_number, check_positive
 
-__all__ = ["race", "Run", "RaceResult", "optimizer_registry", "describe_optimizer", "make_contender"]
+__all__ = [
+    "race", "race_stream", "Frame", "Run", "RaceResult", "optimizer_registry", "describe_optimizer",
+    "make_contender",
+]
 
 OptimizerLike = str | torch.optim.Optimizer | Callable[[list[Tensor]], torch.optim.Optimizer]
 Factory = Callable[[Tensor], tuple[torch.optim.Optimizer, Tensor]]
@@ -92,13 +96,14 @@ def _spec_factory(spec: str, registry: Mapping[str, type]) -> tuple[str, Factory
     key = resolve_name(name, registry, "optimizer", spec)
     prefix = "torch." if key.startswith("torch.") else ""
     label = format_spec(prefix + registry[key].__name__, kwargs)
-    canonical = format_spec(key, kwargs)
+    cls = registry[key]
+    # fail now, with the message quoting the spec as typed, not mid-race
+    build_from_spec(spec, registry, "optimizer", [torch.zeros(2, dtype=torch.float64, requires_grad=True)])
 
     def factory(start: Tensor) -> tuple[torch.optim.Optimizer, Tensor]:
         param = start.clone().requires_grad_(True)
-        return build_from_spec(canonical, registry, "optimizer", [param]), param
+        return cls([param], **kwargs), param
 
-    factory(torch.zeros(2, dtype=torch.float64))  # fail now, with the spec's message, not mid-race
     return label, factory
 
 
@@ -159,7 +164,19 @@ def make_contender(entry: Any, registry: Mapping[str, type] | None = None) -> tu
 
 @dataclass
 class Run:
-    """One optimizer's race: arrays indexed by step (0 is the start), stopped early if it diverged."""
+    """One optimizer's race: arrays indexed by step (0 is the start), stopped early if it diverged
+    or failed.
+
+    ``evaluations[k]`` counts the loss-and-gradient evaluations (closure calls) of the first ``k``
+    steps and ``seconds[k]`` their wall time, so runs can be compared by what they cost as well as
+    by steps (an L-BFGS step may evaluate the function 20 times).
+
+    ``converged_at`` is the first step from which the run stays within tolerance of one known minimum
+    for ``hold`` consecutive steps: it does not change when the race is given more steps. A run that
+    later leaves that minimum's tolerance again has ``left_at`` set to the first step outside.
+    ``failed_at`` / ``error`` record an optimizer whose ``step`` raised something other than a
+    ``FloatingPointError`` (with ``race(..., errors="record")``): a failure, not a divergence.
+    """
 
     label: str
     trajectory: np.ndarray
@@ -171,6 +188,10 @@ class Run:
     diverged_at: int | None = None
     error: str | None = None
     recorded: np.ndarray | None = None
+    evaluations: np.ndarray | None = None
+    seconds: np.ndarray | None = None
+    failed_at: int | None = None
+    left_at: int | None = None
 
     @property
     def final_loss(self) -> float:
@@ -183,18 +204,23 @@ class Run:
     @property
     def iterations(self) -> str:
         """What the notes write in brackets: steps to converge, ``>N`` if it never did, ``diverged``."""
+        if self.failed_at is not None:
+            return f"failed at {self.failed_at}"
         if self.diverged_at is not None:
             return f"diverged at {self.diverged_at}"
         if self.converged_at is not None:
-            return str(self.converged_at)
+            return str(self.converged_at) + (f", left at {self.left_at}" if self.left_at is not None else "")
         return f">{self.steps}"
 
     @property
     def status(self) -> str:
+        if self.failed_at is not None:
+            return f"failed at step {self.failed_at}: {self.error}"
         if self.diverged_at is not None:
             return f"diverged at step {self.diverged_at}"
         if self.converged_at is not None:
-            return f"converged at step {self.converged_at}"
+            left = f", left the well again at step {self.left_at}" if self.left_at is not None else ""
+            return f"converged at step {self.converged_at}{left}"
         return f"not converged in {self.steps} steps"
 
 
@@ -225,13 +251,25 @@ class RaceResult:
         return [
             {
                 "optimizer": run.label,
-                "converged at": "—" if run.converged_at is None else str(run.converged_at),
+                "converged at": _converged_cell(run),
                 "minimum reached": self.minimum_label(run.minimum),
                 "final loss": f"{run.final_loss:.4g}",
-                "diverged": "no" if run.diverged_at is None else f"diverged at step {run.diverged_at}",
+                "diverged": _diverged_cell(run),
             }
             for run in self.runs
         ]
+
+
+def _converged_cell(run: Run) -> str:
+    if run.converged_at is None:
+        return "—"
+    return str(run.converged_at) + (f" (left at {run.left_at})" if run.left_at is not None else "")
+
+
+def _diverged_cell(run: Run) -> str:
+    if run.failed_at is not None:
+        return f"failed at step {run.failed_at}: {run.error}"
+    return "no" if run.diverged_at is None else f"diverged at step {run.diverged_at}"
 
 
 def _to_landscape(landscape: Landscape | str) -> Landscape:
@@ -254,93 +292,139 @@ def _check_start(landscape: Landscape, start: Any) -> tuple[float, ...]:
     return point
 
 
-def _losses_and_gradient_norms(landscape: Landscape, points: Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """True loss and gradient norm at every point of a path, in one batched forward/backward pass."""
-    w = points.detach().clone().requires_grad_(True)
+def _loss_and_gradient_norm(landscape: Landscape, point: Tensor) -> tuple[float, float]:
+    """True loss and gradient norm at one point (each point on its own, so that a streamed frame and
+    a finished race compute every number by the same operations)."""
+    w = point.detach().clone().requires_grad_(True)
     with torch.enable_grad():
-        losses = landscape(w)
-        (grads,) = torch.autograd.grad(losses.sum(), w)
-    return losses.detach().numpy(), grads.norm(dim=-1).numpy()
+        loss = landscape(w)
+        (grad,) = torch.autograd.grad(loss, w)
+    return float(loss.detach()), float(grad.norm())
 
 
 def _convergence(
-    landscape: Landscape, trajectory: np.ndarray, loss: np.ndarray, xtol: float, ftol: float
-) -> tuple[int | None, int | None]:
-    """First step from which the run stays within tolerance of one known minimum, and that minimum."""
+    landscape: Landscape, trajectory: np.ndarray, loss: np.ndarray, xtol: float, ftol: float, hold: int
+) -> tuple[int | None, int | None, int | None]:
+    """``(converged_at, minimum, left_at)``: the first step from which the run stays within tolerance
+    of one known minimum for ``hold`` consecutive steps, that minimum, and the first later step at which
+    it is outside that minimum's tolerance again (``None`` if it never leaves)."""
     minima = np.asarray(landscape.minima, float)
     values = np.asarray(landscape.minimum_values, float)
     distance = np.linalg.norm(trajectory[:, None, :] - minima[None, :, :], axis=-1)
-    nearest = distance.argmin(axis=1)
-    rows = np.arange(len(trajectory))
-    close = (distance[rows, nearest] <= xtol) | (loss - values[nearest] <= ftol)
-    final = nearest[-1]
-    inside = close & (nearest == final)
-    if not inside[-1]:
-        return None, None
-    outside = np.flatnonzero(~inside)
-    return (int(outside[-1]) + 1 if outside.size else 0), int(final)
+    nearest = distance.argmin(axis=1)[:, None] == np.arange(len(minima))[None, :]
+    close = nearest & ((distance <= xtol) | (loss[:, None] - values[None, :] <= ftol))  # (steps + 1, minima)
+    length = len(trajectory)
+    window = min(hold, length)
+    best: tuple[int, int] | None = None
+    for m in range(len(minima)):
+        inside = close[:, m].astype(int)
+        runs = np.convolve(inside, np.ones(window, int), mode="valid")  # inside-counts of each window
+        starts = np.flatnonzero(runs == window)
+        if starts.size and (best is None or starts[0] < best[0]):
+            best = (int(starts[0]), m)
+    if best is None:
+        return None, None, None
+    at, m = best
+    outside = np.flatnonzero(~close[at:, m])
+    return at, m, (int(at + outside[0]) if outside.size else None)
 
 
-def _run_one(
-    label: str,
-    factory: Factory,
-    landscape: Landscape,
-    start: Tensor,
-    steps: int,
-    seed: int,
-    schedule: Callable[[int], float] | None,
-    escape: float,
-    record: Callable[[torch.optim.Optimizer, Tensor], float] | None = None,
-) -> Run:
-    optimizer, param = factory(start)
-    sample_next = landscape.sampler(seed)
-    points = [param.detach().to(torch.float64).clone()]
-    center = torch.tensor(landscape.center, dtype=torch.float64)
-    diverged_at, error = None, None
-    recorded: list[float] = []
-    for k in range(steps):
-        if schedule is not None:
+class _Runner:
+    """One optimizer stepping through a race, one :meth:`step` at a time.
+
+    :func:`race` steps each runner to the end in turn; :func:`race_stream` steps them all in lockstep
+    and reports every step as it happens. Both build each :class:`Run` with :meth:`finish`, so a
+    streamed race and a finished one are the same numbers.
+    """
+
+    def __init__(self, label: str, factory: Factory, landscape: Landscape, start: Tensor, steps: int,
+                 seed: int, schedule: Callable[[int], float] | None, escape: float,
+                 record: Callable[[torch.optim.Optimizer, Tensor], float] | None, errors: str) -> None:
+        self.label, self.landscape, self.steps, self.schedule = label, landscape, steps, schedule
+        self.escape, self.record, self.errors = escape, record, errors
+        self.optimizer, self.param = factory(start)
+        self.sample_next = landscape.sampler(seed)
+        self.center = torch.tensor(landscape.center, dtype=torch.float64)
+        self.points = [self.param.detach().to(torch.float64).clone()]
+        loss, norm = _loss_and_gradient_norm(landscape, self.points[0])
+        self.losses, self.norms = [loss], [norm]
+        self.recorded: list[float] = []
+        self.evaluations, self.seconds = [0], [0.0]
+        self.calls = 0
+        self.diverged_at: int | None = None
+        self.failed_at: int | None = None
+        self.error: str | None = None
+        self.k = 0
+        self.stopped = False
+
+    @property
+    def done(self) -> bool:
+        return self.stopped or self.k >= self.steps
+
+    def step(self) -> bool:
+        """Take one step; ``False`` once the run is over (budget spent, diverged or failed)."""
+        if self.done:
+            return False
+        k, optimizer, param = self.k, self.optimizer, self.param
+        if self.schedule is not None:
             for group in optimizer.param_groups:
-                group["lr"] = float(schedule(k))
-        sample = sample_next()
+                group["lr"] = float(self.schedule(k))
+        sample = self.sample_next()
 
         def closure(sample: Any = sample) -> Tensor:
+            self.calls += 1
             optimizer.zero_grad()
-            loss = landscape.sample_loss(param, sample)
+            loss = self.landscape.sample_loss(param, sample)
             loss.backward()
             return loss
 
+        began = time.perf_counter()
         try:
             optimizer.step(closure)
-        except FloatingPointError as failure:  # NonFiniteError included; anything else propagates
-            diverged_at = k + 1
-            error = str(failure).splitlines()[0] if str(failure) else type(failure).__name__
-            break
+        except FloatingPointError as failure:  # NonFiniteError included: a divergence
+            self.diverged_at = k + 1
+            self.error = str(failure).splitlines()[0] if str(failure) else type(failure).__name__
+            self.stopped = True
+            return False
+        except Exception as failure:  # a failure, not a divergence: raised, or recorded as such
+            if self.errors == "raise":
+                raise
+            self.failed_at = k + 1
+            text = str(failure).splitlines()[0] if str(failure) else ""
+            self.error = f"{type(failure).__name__}: {text}" if text else type(failure).__name__
+            self.stopped = True
+            return False
+        self.seconds.append(self.seconds[-1] + time.perf_counter() - began)
+        self.evaluations.append(self.calls)
+        self.k = k + 1
         point = param.detach().to(torch.float64).clone()
-        points.append(point)
-        if record is not None:
-            recorded.append(float(record(optimizer, param)))
-        distance = float((point - center).norm())
-        if not math.isfinite(distance) or distance > escape * landscape.diagonal:
-            diverged_at = k + 1
-            break
-    path = torch.stack(points)
-    losses, norms = _losses_and_gradient_norms(landscape, path)
-    non_finite = np.flatnonzero(~np.isfinite(losses))
-    if non_finite.size and (diverged_at is None or non_finite[0] < diverged_at):
-        diverged_at = int(non_finite[0])  # the loss overflowed before the position did
-        path, losses, norms = path[: diverged_at + 1], losses[: diverged_at + 1], norms[: diverged_at + 1]
-        recorded = recorded[:diverged_at]
-    return Run(
-        label=label,
-        trajectory=path.numpy(),
-        loss=losses,
-        grad_norm=norms,
-        steps=steps,
-        diverged_at=diverged_at,
-        error=error,
-        recorded=np.asarray(recorded) if record is not None else None,
-    )
+        loss, norm = _loss_and_gradient_norm(self.landscape, point)
+        self.points.append(point)
+        self.losses.append(loss)
+        self.norms.append(norm)
+        if self.record is not None:
+            self.recorded.append(float(self.record(optimizer, param)))
+        distance = float((point - self.center).norm())
+        if not (math.isfinite(loss) and math.isfinite(distance)):
+            self.diverged_at, self.stopped = self.k, True  # stop at the first non-finite value
+        elif distance > self.escape * self.landscape.diagonal:
+            self.diverged_at, self.stopped = self.k, True
+        return not self.stopped
+
+    def finish(self) -> Run:
+        return Run(
+            label=self.label,
+            trajectory=torch.stack(self.points).numpy(),
+            loss=np.asarray(self.losses),
+            grad_norm=np.asarray(self.norms),
+            steps=self.steps,
+            diverged_at=self.diverged_at,
+            failed_at=self.failed_at,
+            error=self.error,
+            recorded=np.asarray(self.recorded) if self.record is not None else None,
+            evaluations=np.asarray(self.evaluations),
+            seconds=np.asarray(self.seconds),
+        )
 
 
 def race(
@@ -356,6 +440,8 @@ def race(
     escape: float = 10.0,
     schedule: Callable[[int], float] | None = None,
     record: Callable[[torch.optim.Optimizer, Tensor], float] | None = None,
+    hold: int = 10,
+    errors: str = "raise",
 ) -> RaceResult:
     """Race ``optimizers`` on ``landscape`` from the same ``start`` for ``steps`` steps.
 
@@ -367,8 +453,10 @@ def race(
         steps: number of optimizer steps (> 0).
         noise: standard deviation σ of additive gradient noise (0 for exact gradients).
         seed: seed of the noise or of the mini-batch order — the same for every optimizer.
-        xtol: a run has converged from the first step after which it stays within ``xtol`` of a known
-            minimum (default ``1e-3`` × the domain's diagonal) or within ``ftol`` of its loss.
+        xtol: a run has converged at the first step from which it stays within ``xtol`` of a known
+            minimum (default ``1e-3`` × the domain's diagonal), or within ``ftol`` of its loss, for
+            ``hold`` consecutive steps; a run that leaves again later has ``Run.left_at`` set. The step
+            found does not depend on ``steps`` (once the budget covers it).
         escape: a run has diverged when its loss or position is not finite, it is further than
             ``escape`` × the domain's diagonal from the domain's centre, or its ``step`` raised a
             ``FloatingPointError`` (such as :class:`~descentlab.validation.NonFiniteError` from
@@ -376,7 +464,75 @@ def race(
         schedule: optional ``t -> learning rate`` applied to every parameter group before step ``t``.
         record: optional ``(optimizer, param) -> float`` called after every step; the values land in
             ``Run.recorded`` (e.g. an effective learning rate read from the optimizer's state).
+        hold: the number of consecutive steps within tolerance that make a run *converged*.
+        errors: what an exception other than a ``FloatingPointError`` from an optimizer's ``step``
+            does: ``"raise"`` (the default: a bug surfaces with its traceback) or ``"record"`` (the run
+            stops, marked *failed* at that step with the error's message; the others race on).
     """
+    landscape, point, contenders, xtol = _prepare(
+        landscape, optimizers, start, steps, noise, seed, xtol, ftol, escape, schedule, record, hold, errors)
+    result = RaceResult(landscape=landscape, start=point, steps=steps, seed=seed)
+    for runner in _runners(contenders, landscape, point, steps, seed, schedule, escape, record, errors):
+        while runner.step():
+            pass
+        result.runs.append(_finished(runner, landscape, xtol, ftol, hold))
+    return result
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One step of a streamed race: ``runs`` holds ``(index, point, loss, gradient norm)`` of every run
+    that took step ``step`` (runs that stopped earlier are absent)."""
+
+    step: int
+    runs: list[tuple[int, list[float], float, float]]
+    labels: list[str] | None = None  # the runs' labels, on the first frame only
+
+
+def race_stream(
+    landscape: Landscape | str,
+    optimizers: Iterable[OptimizerLike] | Mapping[str, OptimizerLike],
+    start: Any = None,
+    steps: int = 200,
+    *,
+    noise: float = 0.0,
+    seed: int = 0,
+    xtol: float | None = None,
+    ftol: float = 1e-8,
+    escape: float = 10.0,
+    schedule: Callable[[int], float] | None = None,
+    hold: int = 10,
+    errors: str = "raise",
+) -> Iterator[Frame | RaceResult]:
+    """:func:`race`, with every optimizer stepped in lockstep and each step yielded as it happens.
+
+    Yields a :class:`Frame` for step 0 (the start) and for every step after it, then the finished
+    :class:`RaceResult` — the same numbers as ``race(...)`` with the same arguments. Stopping the
+    iteration early (closing the generator) stops the work.
+    """
+    landscape, point, contenders, xtol = _prepare(
+        landscape, optimizers, start, steps, noise, seed, xtol, ftol, escape, schedule, None, hold, errors)
+    runners = list(_runners(contenders, landscape, point, steps, seed, schedule, escape, None, errors))
+    yield Frame(0, [(i, r.points[0].tolist(), r.losses[0], r.norms[0]) for i, r in enumerate(runners)],
+                [r.label for r in runners])
+    for k in range(1, steps + 1):
+        moved = []
+        for i, runner in enumerate(runners):
+            if not runner.done:
+                runner.step()
+                if runner.k == k:  # it took step k (one that raised did not)
+                    moved.append((i, runner))
+        if not moved:
+            break
+        yield Frame(k, [(i, r.points[k].tolist(), r.losses[k], r.norms[k]) for i, r in moved])
+    result = RaceResult(landscape=landscape, start=point, steps=steps, seed=seed)
+    result.runs.extend(_finished(r, landscape, xtol, ftol, hold) for r in runners)
+    yield result
+
+
+def _prepare(landscape, optimizers, start, steps, noise, seed, xtol, ftol, escape, schedule, record, hold,
+             errors):
+    """Check every argument of a race before any work; the landscape, start, contenders and ``xtol``."""
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
     check_int("seed", seed, low=0)
@@ -384,6 +540,8 @@ def race(
         check_number("xtol", xtol, low=0.0)
     check_number("ftol", ftol, low=0.0)
     check_positive("escape", escape)
+    check_int("hold", hold, low=1)
+    check_choice("errors", errors, ("raise", "record"))
     for name, value in (("schedule", schedule), ("record", record)):
         if value is not None:
             check_callable(name, value)
@@ -397,17 +555,25 @@ def race(
     if not entries:
         raise ValueError("optimizers must name at least one optimizer, got none")
     registry = optimizer_registry()
-    contenders = [make_contender(entry, registry) for entry in entries]
-    result = RaceResult(landscape=landscape, start=point, steps=steps, seed=seed)
+    return landscape, point, [make_contender(entry, registry) for entry in entries], xtol
+
+
+def _runners(
+    contenders, landscape, point, steps, seed, schedule, escape, record, errors
+) -> Iterator[_Runner]:
+    """One runner per contender, labels made unique (``"adam #2"``), built one after the other."""
     start_tensor = torch.tensor(point, dtype=torch.float64)
     seen: dict[str, int] = {}
     for label, factory in contenders:
         seen[label] = seen.get(label, 0) + 1
         if seen[label] > 1:
             label = f"{label} #{seen[label]}"
-        run = _run_one(label, factory, landscape, start_tensor, steps, seed, schedule, escape, record)
-        if run.diverged_at is None:
-            run.converged_at, run.minimum = _convergence(landscape, run.trajectory, run.loss, xtol, ftol)
-        result.runs.append(run)
-    return result
+        yield _Runner(label, factory, landscape, start_tensor, steps, seed, schedule, escape, record, errors)
 
+
+def _finished(runner: _Runner, landscape: Landscape, xtol: float, ftol: float, hold: int) -> Run:
+    run = runner.finish()
+    if run.diverged_at is None and run.failed_at is None:
+        run.converged_at, run.minimum, run.left_at = _convergence(
+            landscape, run.trajectory, run.loss, xtol, ftol, hold)
+    return run

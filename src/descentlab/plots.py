@@ -24,6 +24,7 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import torch
+from matplotlib import patheffects
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -44,12 +45,17 @@ __all__ = [
     "plot_schedule",
     "plot_schedules",
     "animate_race",
+    "paced_steps",
     "render_equation",
     "COLORS",
+    "LINESTYLES",
 ]
 
-COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
-          "#7f7f7f", "#bcbd22"]
+#: Okabe & Ito's colour-blind-safe palette (black moved last: it is the start marker's colour), then
+#: two more distinct hues; past ten optimizers the line style changes (:data:`LINESTYLES`).
+COLORS = ["#E69F00", "#56B4E9", "#009E73", "#D55E00", "#CC79A7", "#0072B2", "#F0E442", "#882255",
+          "#44AA99", "#000000"]
+LINESTYLES = ["-", "--", ":", "-."]
 _STYLE = {"axes.spines.top": False, "axes.spines.right": False, "font.size": 10, "axes.titlesize": 11}
 
 
@@ -110,6 +116,31 @@ def _legend_label(run) -> str:
     return f"{run.label} [{run.iterations}]"
 
 
+def _style(index: int) -> tuple[str, str]:
+    """Colour and line style of the ``index``-th run: ten colours, then the next line style."""
+    return COLORS[index % len(COLORS)], LINESTYLES[(index // len(COLORS)) % len(LINESTYLES)]
+
+
+#: a white outline under every path, so that no colour disappears into the landscape's blues
+HALO = [patheffects.Stroke(linewidth=4.2, foreground="white", alpha=0.9), patheffects.Normal()]
+
+
+def _frame(result: RaceResult) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The region worth showing: the paths, the minima and the start, with a margin, inside the domain
+    (the whole domain when the paths fill most of it)."""
+    (x0, x1), (y0, y1) = result.landscape.domain[:2]
+    points = [np.asarray(result.landscape.minima)[:, :2], np.asarray([result.start[:2]])]
+    points += [run.trajectory[np.isfinite(run.trajectory).all(1), :2] for run in result.runs]
+    allp = np.concatenate([p for p in points if len(p)])
+    inside = allp[(allp[:, 0] >= x0) & (allp[:, 0] <= x1) & (allp[:, 1] >= y0) & (allp[:, 1] <= y1)]
+    lo, hi = inside.min(0), inside.max(0)
+    pad = np.maximum(0.12 * (hi - lo), 0.06 * np.array([x1 - x0, y1 - y0]))
+    lo, hi = np.maximum(lo - pad, [x0, y0]), np.minimum(hi + pad, [x1, y1])
+    if (hi - lo).prod() > 0.6 * (x1 - x0) * (y1 - y0):
+        return (x0, x1), (y0, y1)
+    return (float(lo[0]), float(hi[0])), (float(lo[1]), float(hi[1]))
+
+
 def plot_trajectories(result: RaceResult, ax: Axes, markevery: int | None = None) -> None:
     """Every run's path on top of the landscape's contours; the start is a black dot."""
     _check_race(result)
@@ -118,35 +149,55 @@ def plot_trajectories(result: RaceResult, ax: Axes, markevery: int | None = None
     plot_landscape(result.landscape, ax)
     for index, run in enumerate(result.runs):
         path = run.trajectory
-        color = COLORS[index % len(COLORS)]
-        ax.plot(path[:, 0], path[:, 1], "-", color=color, linewidth=1.8, alpha=0.95, zorder=4,
+        color, style = _style(index)
+        ax.plot(path[:, 0], path[:, 1], linestyle=style, color=color, linewidth=1.8, alpha=0.95, zorder=4,
                 marker="o", markersize=2.5, markevery=markevery or max(1, len(path) // 60),
-                label=_legend_label(run))
+                label=_legend_label(run), path_effects=HALO)
         ax.plot(path[-1, 0], path[-1, 1], "o", color=color, markersize=7, markeredgecolor="black", zorder=5)
+    (fx0, fx1), (fy0, fy1) = _frame(result)
+    ax.set_xlim(fx0, fx1)
+    ax.set_ylim(fy0, fy1)
     ax.plot(*result.start[:2], "o", color="black", markersize=8, zorder=7)
     ax.annotate("start", result.start[:2], textcoords="offset points", xytext=(6, 6), fontsize=9,
                 fontweight="bold")
 
 
-def plot_losses(result: RaceResult, ax: Axes) -> None:
-    """``f(w_k) − f*`` against the step ``k`` on a log scale (f* = the global minimum's value)."""
+AXES = {"steps": "step k", "evaluations": "loss-and-gradient evaluations", "seconds": "wall time (s)"}
+
+
+def plot_losses(result: RaceResult, ax: Axes, axis: str = "steps") -> None:
+    """``f(w_k) − f*`` on a log scale (f* = the global minimum's value) against the step ``k``, the number
+    of loss-and-gradient evaluations (``axis="evaluations"``) or the wall time (``"seconds"``)."""
     _check_race(result)
+    if axis not in AXES:
+        raise ValueError(f"axis must be one of {tuple(AXES)}, got {axis!r}")
     best = min(result.landscape.minimum_values)
     floor = 1e-16
+    right = 0.0
     for index, run in enumerate(result.runs):
         gap = np.maximum(run.loss - best, floor)
-        ax.semilogy(np.arange(len(gap)), gap, color=COLORS[index % len(COLORS)], linewidth=1.6,
+        x = {"steps": np.arange(len(gap)), "evaluations": run.evaluations, "seconds": run.seconds}[axis]
+        x = np.arange(len(gap)) if x is None else np.asarray(x)[: len(gap)]
+        right = max(right, float(x[-1]) if len(x) else 0.0)
+        color, style = _style(index)
+        # overlapping curves stay distinguishable: each its own dash pattern and marker phase
+        ax.semilogy(x, gap, color=color, linewidth=1.6, linestyle=style if index < len(COLORS) else "--",
+                    marker="os^vD<>ph*"[index % 10], markersize=3.5,
+                    markevery=(index * 3 % max(1, len(gap) // 8 or 1), max(1, len(gap) // 8)),
                     label=_legend_label(run))
-        if run.diverged_at is not None:
-            ax.plot(len(gap) - 1, gap[-1], "x", color=COLORS[index % len(COLORS)], markersize=10, mew=2)
-    ax.set_xlabel("step k")
+        if run.diverged_at is not None or run.failed_at is not None:
+            ax.plot(x[-1], gap[-1], "x", color=color, markersize=10, mew=2)
+    ax.set_xlabel(AXES[axis])
     ax.set_ylabel(r"$f(w_k) - f^\ast$ (log scale)")
-    ax.set_xlim(0, result.steps)
+    ax.set_xlim(0, result.steps if axis == "steps" else max(right, 1e-9))
     ax.grid(True, which="major", alpha=0.3)
 
 
-def plot_race(result: RaceResult, title: str | None = None) -> Figure:
-    """Contours with trajectories (left) and the loss gap on a log scale (right), legend below both."""
+def plot_race(result: RaceResult, title: str | None = None, axis: str = "steps") -> Figure:
+    """Contours with trajectories (left) and the loss gap on a log scale (right), legend below both.
+
+    ``axis`` sets the loss panel's x axis: ``"steps"``, ``"evaluations"`` or ``"seconds"``.
+    """
     _check_race(result)
     with matplotlib.rc_context(_STYLE):
         if result.landscape.dim == 2:
@@ -157,7 +208,7 @@ def plot_race(result: RaceResult, title: str | None = None) -> Figure:
         else:
             figure = new_figure((7, 4.6))
             right = figure.subplots()
-        plot_losses(result, right)
+        plot_losses(result, right, axis=axis)
         right.set_title("loss gap to the global minimum")
         handles, labels = right.get_legend_handles_labels()
         legend_rows = -(-len(labels) // 3)
@@ -209,11 +260,16 @@ def plot_schedule(schedule: Callable[[int], float], steps: int, ax: Axes | None 
         t = np.arange(steps)
         lr = np.array([float(schedule(int(k))) for k in t])
         ax.plot(t, lr, color=color, linewidth=2)
-        ax.fill_between(t, lr, alpha=0.12, color=color)
+        decades = lr.min() > 0 and lr.max() / lr.min() >= 100  # a schedule that decays by decades
         ax.set_xlabel("step t")
-        ax.set_ylabel("learning rate η(t)")
         ax.set_xlim(0, steps - 1)
-        ax.set_ylim(bottom=min(0.0, lr.min()))
+        if decades:
+            ax.set_yscale("log")
+            ax.set_ylabel("learning rate η(t) (log)")
+        else:
+            ax.fill_between(t, lr, alpha=0.12, color=color)
+            ax.set_ylabel("learning rate η(t)")
+            ax.set_ylim(bottom=min(0.0, lr.min()))
         ax.set_title(label or repr(schedule), fontsize=10)
         ax.grid(True, alpha=0.3)
     return figure
@@ -241,11 +297,33 @@ def plot_schedules(schedules: Mapping[str, Callable[[int], float]], steps: int, 
     return figure
 
 
+def paced_steps(result: RaceResult, frames: int) -> np.ndarray:
+    """The steps to show in ``frames`` frames, spaced so that every frame shows the same amount of motion
+    (summed over the runs, in units of the plotting box): early steps, where paths move fast, get many
+    frames, and the animation does not freeze once the quick runs have settled. Always starts at 0 and
+    ends at the last step."""
+    (x0, x1), (y0, y1) = result.landscape.domain[:2]
+    scale = np.array([x1 - x0, y1 - y0])
+    motion = np.zeros(result.steps + 1)
+    for run in result.runs:
+        path = run.trajectory[:, :2] / scale
+        step = np.linalg.norm(np.diff(path, axis=0), axis=1)
+        step = np.where(np.isfinite(step), np.minimum(step, 1.0), 0.0)
+        motion[1: len(step) + 1] += step
+    total = np.cumsum(motion)
+    if total[-1] <= 0:
+        return np.unique(np.linspace(0, result.steps, frames).astype(int))
+    targets = np.linspace(0, total[-1], frames)
+    chosen = np.searchsorted(total, targets, side="left")
+    return np.unique(np.concatenate([[0], np.minimum(chosen, result.steps), [result.steps]]))
+
+
 def animate_race(result: RaceResult, path: str | os.PathLike, frames: int = 50, fps: int = 12) -> Path:
     """Write the race as an animated GIF: every path growing step by step over the contours.
 
     The contours, axes and legend are drawn once; each frame only redraws the paths on top of that
-    background (matplotlib blitting) and Pillow assembles the frames.
+    background (matplotlib blitting) and Pillow assembles the frames. Frames are paced by the paths'
+    motion (:func:`paced_steps`), and each shows its step.
     """
     from PIL import Image
 
@@ -262,8 +340,9 @@ def animate_race(result: RaceResult, path: str | os.PathLike, frames: int = 50, 
         ax.plot(*result.start[:2], "o", color="black", markersize=7, zorder=7)
         artists = []
         for index, run in enumerate(result.runs):
-            color = COLORS[index % len(COLORS)]
-            (line,) = ax.plot([], [], "-", color=color, linewidth=1.8, label=_legend_label(run), zorder=4)
+            color, style = _style(index)
+            (line,) = ax.plot([], [], linestyle=style, color=color, linewidth=1.8, label=_legend_label(run),
+                              zorder=4, path_effects=HALO)
             (head,) = ax.plot([], [], "o", color=color, markeredgecolor="black", markersize=7, zorder=5)
             artists.append((run, line, head))
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False, fontsize=8)
@@ -273,7 +352,7 @@ def animate_race(result: RaceResult, path: str | os.PathLike, frames: int = 50, 
         figure.canvas.draw()
         background = figure.canvas.copy_from_bbox(figure.bbox)
         images = []
-        for k in np.unique(np.linspace(0, result.steps, frames).astype(int)):
+        for k in paced_steps(result, frames):
             figure.canvas.restore_region(background)
             for run, line, head in artists:
                 upto = min(int(k), len(run.trajectory) - 1)

@@ -18,7 +18,10 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-__all__ = ["SpecError", "parse_spec", "resolve_name", "check_keywords", "build_from_spec", "format_spec"]
+__all__ = [
+    "SpecError", "parse_spec", "typed_values", "resolve_name", "check_keywords", "required_keywords",
+    "build_from_spec", "format_spec",
+]
 
 _NAME = re.compile(r"\s*([A-Za-z_][\w.\-]*)\s*")
 _LITERALS = "a literal (number, string, True/False/None, tuple, list or dict)"
@@ -74,6 +77,9 @@ def parse_spec(spec: str, kind: str = "spec") -> tuple[str, dict[str, Any]]:
     for keyword in call.keywords:
         if keyword.arg is None:
             _fail(kind, spec, "'**' is not allowed; write key=value", keyword.col_offset + shift + 1, "**")
+        if keyword.arg in kwargs:
+            _fail(kind, spec, f"the key {keyword.arg!r} is given twice; give each key once",
+                  keyword.col_offset + shift + 1, ast.get_source_segment(source, keyword))
         try:
             kwargs[keyword.arg] = ast.literal_eval(keyword.value)
         except (ValueError, TypeError, SyntaxError, RecursionError):
@@ -81,6 +87,20 @@ def parse_spec(spec: str, kind: str = "spec") -> tuple[str, dict[str, Any]]:
             _fail(kind, spec, f"the value of {keyword.arg} must be {_LITERALS}",
                   keyword.value.col_offset + shift + 1, text)
     return name, kwargs
+
+
+def typed_values(spec: str) -> dict[str, str]:
+    """The text typed for each key of a spec that :func:`parse_spec` accepts: ``{"lr": "1e400"}``.
+
+    Error messages quote it, since the parsed value may read differently (``1e400`` is ``inf``).
+    """
+    parse_spec(spec)
+    name = _NAME.match(spec)
+    source = "f" + spec[name.end():] if name else ""
+    if not source.strip("f").strip():
+        return {}
+    call = ast.parse(source, mode="eval").body
+    return {k.arg: ast.get_source_segment(source, k.value) or "" for k in call.keywords if k.arg}
 
 
 def _closest(word: str, choices: Iterable[str]) -> str:
@@ -112,6 +132,16 @@ def accepted_keywords(factory: Callable[..., Any], skip: int = 0) -> list[str] |
     return [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
 
+def required_keywords(factory: Callable[..., Any], skip: int = 0) -> list[str]:
+    """The keyword names ``factory`` needs (no default) after its first ``skip`` parameters."""
+    try:
+        parameters = list(inspect.signature(factory).parameters.values())[skip:]
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in parameters
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.default is inspect.Parameter.empty]
+
+
 def check_keywords(
     factory: Callable[..., Any], kwargs: Mapping[str, Any], kind: str, name: str, spec: str, skip: int = 0
 ) -> None:
@@ -126,6 +156,11 @@ def check_keywords(
             listing = ", ".join(valid) if valid else "none"
             _fail(kind, spec, f"unknown key {key!r} for {name}; {_closest(key, valid)}valid keys: {listing}",
                   column)
+    missing = [key for key in required_keywords(factory, skip) if key not in kwargs]
+    if missing:
+        names = " and ".join(missing)
+        example = ", ".join(f"{key}=..." for key in missing)
+        _fail(kind, spec, f"{name} needs {names}, which the spec does not give; write {name}({example})")
 
 
 def build_from_spec(spec: str, registry: Mapping[str, Callable[..., Any]], kind: str, *args: Any) -> Any:
@@ -143,8 +178,17 @@ def build_from_spec(spec: str, registry: Mapping[str, Callable[..., Any]], kind:
     except SpecError:
         raise
     except (ValueError, TypeError) as error:
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise SpecError(f"{kind} spec {spec!r}: {message}") from error
+        raise SpecError(f"{kind} spec {spec!r}: {_quoting_what_was_typed(error, spec, kwargs)}") from error
+
+
+def _quoting_what_was_typed(error: Exception, spec: str, kwargs: Mapping[str, Any]) -> str:
+    """The error's first line, with the text typed for the keys it names when that reads differently
+    from the parsed value (``1e400`` became ``inf``)."""
+    message = str(error).splitlines()[0] if str(error) else type(error).__name__
+    typed = typed_values(spec)
+    quoted = [f"{key}={text}" for key, text in typed.items()
+              if re.search(rf"\b{re.escape(key)}\b", message) and text != repr(kwargs.get(key))]
+    return message + (f" (typed: {', '.join(quoted)})" if quoted else "")
 
 
 def format_spec(name: str, kwargs: Mapping[str, Any]) -> str:

@@ -17,8 +17,10 @@ treat exactly this family as *divergence*; every other exception is a bug and pr
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from numbers import Integral, Real
 from typing import Any, Literal
 
@@ -38,7 +40,36 @@ __all__ = [
     "check_pair",
     "check_callable",
     "interval",
+    "recorded_checks",
 ]
+
+#: while :func:`recorded_checks` is active, every range check appends ``(name, low, high, low_open,
+#: high_open, kind)`` here: how the playground learns each hyperparameter's allowed range from the
+#: validators themselves rather than from a second copy of the bounds.
+_RECORD: contextvars.ContextVar[list | None] = contextvars.ContextVar("descentlab_recorded_checks",
+                                                                      default=None)
+
+
+@contextlib.contextmanager
+def recorded_checks() -> Iterator[list[tuple[str, float, float, bool, bool, str]]]:
+    """Record the range of every ``check_number`` / ``check_int`` / ``check_bool`` made inside the block::
+
+        with recorded_checks() as checks:
+            descentlab.optim.Adam([torch.zeros(1)])
+        # [("betas[0]", 0.0, 1.0, False, True, "number"), ..., ("eps", 0.0, inf, True, False, "number"), ...]
+    """
+    checks: list[tuple[str, float, float, bool, bool, str]] = []
+    token = _RECORD.set(checks)
+    try:
+        yield checks
+    finally:
+        _RECORD.reset(token)
+
+
+def _record(name: str, low: float, high: float, low_open: bool, high_open: bool, kind: str) -> None:
+    checks = _RECORD.get()
+    if checks is not None:
+        checks.append((name, float(low), float(high), low_open, high_open, kind))
 
 NonFinitePolicy = Literal["raise", "skip"] | None
 NONFINITE_POLICIES: tuple[NonFinitePolicy, ...] = (None, "raise", "skip")
@@ -79,6 +110,7 @@ def check_number(
 
     One-element tensors are accepted, as torch.optim accepts them for ``lr`` and ``betas``.
     """
+    _record(name, low, high, low_open, high_open, "number")
     allowed = interval(low, high, low_open, high_open)
     if not _is_number(value):
         raise ValueError(f"{name} must be a number in {allowed}, got {value!r}")
@@ -102,6 +134,7 @@ def check_unit_interval(name: str, value: Any) -> float:
 
 def check_int(name: str, value: Any, *, low: int = 1, high: int | None = None) -> int:
     """An integer (not a bool) in ``[low, high]``."""
+    _record(name, low, math.inf if high is None else high, False, False, "int")
     upper = "inf" if high is None else str(high)
     if (
         isinstance(value, bool)
@@ -114,6 +147,7 @@ def check_int(name: str, value: Any, *, low: int = 1, high: int | None = None) -
 
 
 def check_bool(name: str, value: Any) -> bool:
+    _record(name, 0, 1, False, False, "bool")
     if not isinstance(value, bool):
         raise ValueError(f"{name} must be True or False, got {value!r}")
     return value
