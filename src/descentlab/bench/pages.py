@@ -1,0 +1,2 @@
+def render_report(rows, summary, manifest):
+    return "<html></html>"
