@@ -24,6 +24,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ._io import writable_directory
+from .bench.cli import app as bench_app
 
 
 @dataclass
@@ -41,6 +42,7 @@ app = typer.Typer(
     "--opt 'sgd(lr=0.05)' --opt 'adam(lr=0.1)' --out race.png",
 )
 console = Console(width=None if sys.stdout.isatty() else 120)
+app.add_typer(bench_app, name="bench")
 
 DEFAULT_RACERS = ["sgd(lr=0.05)", "sgd(lr=0.05, momentum=0.9)", "adam(lr=0.1)"]
 

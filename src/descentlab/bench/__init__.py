@@ -31,12 +31,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .runner import TrialResult, TrialSpec, run_trial
-from .scoring import benchmark_score, performance_profile, workload_times
-from .spaces import OPTIMIZERS, QUICK_OPTIMIZERS, search_space
-from .storage import BenchError, RunDirectory, RunOptions, execute, plan, run_explore
-from .workloads import WORKLOADS, get_workload, tier_workloads
-
 __all__ = [
     "run_bench",
     "resume_bench",
@@ -59,6 +53,21 @@ __all__ = [
 
 Progress = Callable[[dict[str, Any]], None]
 
+_LAZY = {
+    "BenchError": "storage", "RunOptions": "storage", "WORKLOADS": "workloads", "get_workload": "workloads",
+    "tier_workloads": "workloads", "OPTIMIZERS": "spaces", "QUICK_OPTIMIZERS": "spaces", "search_space": "spaces",
+    "run_trial": "runner", "TrialSpec": "runner", "TrialResult": "runner", "workload_times": "scoring",
+    "performance_profile": "scoring", "benchmark_score": "scoring",
+}
+
+
+def __getattr__(name: str) -> Any:  # torch and optuna load on first use, not with the command line
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 def _command() -> str:
     return " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name, *sys.argv[1:]])
@@ -74,6 +83,9 @@ def run_bench(out: str | os.PathLike, *, tier: str = "quick", workloads: Sequenc
     ``results.csv``, ``summary.json`` and ``report.html`` in ``out`` and return its path.
 
     Every argument and ``out`` itself are checked before anything is written (``BenchError``)."""
+    from .storage import BenchError, RunDirectory, RunOptions
+    from .workloads import get_workload
+
     options = RunOptions.make(tier=tier, workloads=workloads, optimizers=optimizers, rulesets=rulesets,
                               studies=studies, trials=trials, seed=seed, schedule=schedule, reference=reference)
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
@@ -95,6 +107,9 @@ def run_bench(out: str | os.PathLike, *, tier: str = "quick", workloads: Sequenc
 def resume_bench(out: str | os.PathLike, *, jobs: int = 1, progress: Progress | None = None,
                  started: Callable[[int, int], None] | None = None, report: bool = True) -> Path:
     """Continue the run in ``out``: re-run exactly the trials that were killed, run those not yet run."""
+    from .storage import BenchError, RunDirectory, RunOptions
+    from .workloads import get_workload
+
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise BenchError(f"--jobs must be an integer ≥ 1, got {jobs!r}")
     directory = RunDirectory.open(out)
@@ -112,8 +127,10 @@ def resume_bench(out: str | os.PathLike, *, jobs: int = 1, progress: Progress | 
     return directory.path
 
 
-def _execute(directory: RunDirectory, options: RunOptions, workloads: list[str], jobs: int,
+def _execute(directory, options, workloads: list[str], jobs: int,
              progress: Progress | None, started) -> None:
+    from .storage import execute, plan, run_explore
+
     specs = plan(options, workloads)
     outcome = execute(directory, specs, jobs, progress, started)
     if "explore" in options.rulesets:
@@ -126,6 +143,7 @@ def _execute(directory: RunDirectory, options: RunOptions, workloads: list[str],
 def report_bench(out: str | os.PathLike) -> Path:
     """Write ``results.csv``, ``summary.json`` and ``report.html`` from the stored trials (no training)."""
     from .report import write_outputs
+    from .storage import RunDirectory
 
     directory = RunDirectory.open(out)
     return write_outputs(directory)

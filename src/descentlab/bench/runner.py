@@ -58,6 +58,7 @@ class TrialSpec:
     seed: int
     config: dict[str, Any]
     u: list[float] | None = None
+    budget: int | None = None  # None: the workload's; set-targets runs at 3/4 of it
 
     @property
     def key(self) -> str:
@@ -216,6 +217,7 @@ def run_trial(spec: TrialSpec, on_eval=None) -> TrialResult:
 
     began = time.perf_counter()
     workload = get_workload(spec.workload)
+    budget = spec.budget or workload.budget
     recorder: Recorder | None = None
     try:
         data = workload.data()
@@ -226,7 +228,7 @@ def run_trial(spec: TrialSpec, on_eval=None) -> TrialResult:
             adapter = ClosureStep(optimizer, model, workload.loss)
             driven = adapter
         else:
-            scheduler = build_scheduler(optimizer, spec.config, workload.budget)
+            scheduler = build_scheduler(optimizer, spec.config, budget)
             driven = optimizer
         generator = torch.Generator().manual_seed(spec.seed)
         batches = StepBatches(*data.train, workload.batch_size, workload.eval_every, generator)
@@ -236,7 +238,7 @@ def run_trial(spec: TrialSpec, on_eval=None) -> TrialResult:
         recorder.start()
         status, note = "missed", ""
         try:
-            fit(model, driven, batches, epochs=workload.budget // workload.eval_every, loss_fn=workload.loss,
+            fit(model, driven, batches, epochs=budget // workload.eval_every, loss_fn=workload.loss,
                 val=[data.val], metrics={"target": workload.score}, scheduler=scheduler,
                 scheduler_interval="step", monitor=recorder, progress=False, nonfinite="raise")
         except NonFiniteError:

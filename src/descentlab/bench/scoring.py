@@ -246,3 +246,49 @@ def summarise(rows: Sequence[Mapping[str, Any]], reference: str = "adamw", rules
             }
         summary["rulesets"][ruleset] = entry
     return summary
+
+
+def read_times(path) -> dict[str, dict[str, float]]:
+    """A time-to-target table from CSV: either wide — a first column of names (optimizers, submissions)
+    and one column per workload, empty / ``inf`` / ``∞`` / ``nan`` for a miss — or a ``results.csv`` of
+    ``descentlab bench`` (its external ruleset, in steps). ``ValueError`` for anything else."""
+    import csv
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            records = list(csv.reader(handle))
+    except OSError as error:
+        raise ValueError(f"cannot read {str(path)!r}: {error.strerror}") from None
+    if len(records) < 2 or len(records[0]) < 2:
+        raise ValueError(f"{str(path)!r} has no table: expected a header of names and workloads, then one row per "
+                         "optimizer")
+    header = records[0]
+    if {"workload", "optimizer", "ruleset", "status", "steps_to_target"} <= set(header):
+        rows = [dict(zip(header, r)) for r in records[1:] if r]
+        for row in rows:
+            row["study"], row["trial"] = int(row["study"]), int(row["trial"])
+        rulesets = {r["ruleset"] for r in rows}
+        return workload_times(rows, "external" if "external" in rulesets else "self", "steps")
+    table: dict[str, dict[str, float]] = {}
+    for line, record in enumerate(records[1:], start=2):
+        if not record:
+            continue
+        if len(record) != len(header):
+            raise ValueError(f"{str(path)!r} line {line}: {len(record)} cells, the header has {len(header)}")
+        values = {}
+        for workload, cell in zip(header[1:], record[1:]):
+            text = cell.strip().lower()
+            if text in ("", "inf", "∞", "nan", "infinity"):
+                values[workload] = math.inf
+                continue
+            try:
+                value = float(text)
+            except ValueError:
+                raise ValueError(f"{str(path)!r} line {line}: {cell!r} ({workload}) is not a time") from None
+            if value <= 0:
+                raise ValueError(f"{str(path)!r} line {line}: times must be > 0, got {value} ({workload})")
+            values[workload] = value
+        table[record[0]] = values
+    return table

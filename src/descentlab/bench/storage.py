@@ -69,7 +69,7 @@ RULESETS = ("external", "self", "explore")
 #: the notes' (003) starting points for Adam, run with the ``self`` ruleset next to the defaults
 NOTES_ADAM_LRS = (1e-3, 5e-4, 1e-4)
 HEARTBEAT_SECONDS = 1
-GRACE_SECONDS = 4
+GRACE_SECONDS = 10
 
 
 class BenchError(ValueError):
@@ -355,13 +355,21 @@ def _quiet_optuna() -> Iterator[Any]:
 
 
 def _storage(url: str):
-    import optuna
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
-    return RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}},
-                      heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
-                      heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3))
-    del optuna
+    class SerialisedStates(RDBStorage):
+        """SQLite does not lock rows (``SELECT … FOR UPDATE`` is ignored), so two workers could both
+        pop one waiting trial; every state change goes through an exclusive file lock instead."""
+
+        def set_trial_state_values(self, trial_id, state, values=None):
+            with open(lock_path, "a") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                return super().set_trial_state_values(trial_id, state, values)
+
+    lock_path = url.removeprefix("sqlite:///") + ".lock"
+    return SerialisedStates(url, engine_kwargs={"connect_args": {"timeout": 60}},
+                            heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
+                            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3))
 
 
 def _study(url: str, name: str = STUDY_NAME, create: bool = False, sampler=None, pruner=None):

@@ -25,6 +25,9 @@ class Section:
         rows: the table's rows, one string per column.
         extra_image: file name of a second figure (or animation), if any.
         seconds: how long the experiment took (set by the report builder).
+        link: a page of its own this section points to (relative URL), if any — the bench
+            section's report.
+        link_text: the words of that link.
     """
 
     slug: str
@@ -37,3 +40,5 @@ class Section:
     rows: list[list[str]] = field(default_factory=list)
     extra_image: str | None = None
     seconds: float = 0.0
+    link: str | None = None
+    link_text: str = "open its own report"
