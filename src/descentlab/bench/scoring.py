@@ -258,7 +258,7 @@ def read_times(path) -> dict[str, dict[str, float]]:
     path = Path(path)
     try:
         with path.open(newline="", encoding="utf-8") as handle:
-            records = list(csv.reader(handle))
+            records = [r for r in csv.reader(handle) if r and not r[0].startswith("#")]
     except OSError as error:
         raise ValueError(f"cannot read {str(path)!r}: {error.strerror}") from None
     if len(records) < 2 or len(records[0]) < 2:
