@@ -300,11 +300,21 @@ class RunDirectory:
 
 
 def _check_writable(directory: Path) -> None:
+    """That ``directory`` can be created and written, by writing (and removing) a probe file in its
+    nearest existing ancestor — ``os.access`` says yes to root even where writing fails."""
+    import tempfile
+
     probe = directory
     while not probe.exists():
         probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise BenchError(f"--out {str(directory)!r} cannot be written ({str(probe)!r} is not writable)")
+    if not probe.is_dir():
+        raise BenchError(f"--out {str(directory)!r} cannot be created: {str(probe)!r} is not a directory")
+    try:
+        handle, name = tempfile.mkstemp(prefix=".descentlab-probe-", dir=probe)
+        os.close(handle)
+        os.unlink(name)
+    except OSError as error:
+        raise BenchError(f"--out {str(directory)!r} cannot be written ({str(probe)!r}: {error.strerror})") from None
 
 
 def _cpu_name() -> str:
