@@ -34,7 +34,9 @@ OUT = Path(__file__).resolve().parents[1] / "tests" / "data"
 
 
 def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", f"--git-dir={repo}", *args], check=True, capture_output=True, text=True).stdout
+    return subprocess.run(
+        ["git", f"--git-dir={repo}", *args], check=True, capture_output=True, text=True
+    ).stdout
 
 
 def _git_dir(path: Path) -> Path:
@@ -46,23 +48,34 @@ def main(argv: list[str]) -> int:
     commit = _git(repo, "rev-parse", "HEAD").strip()
     config = json.loads(_git(repo, "show", f"HEAD:{TARGETS}"))
     base, held_out = config["base_workloads"], config["held_out_workloads"]
-    files = [line.split("\t", 1)[1] for line in _git(repo, "ls-tree", "-r", "HEAD", LOGS).splitlines()
-             if line.endswith("/eval_measurements.csv")]
+    files = [
+        line.split("\t", 1)[1]
+        for line in _git(repo, "ls-tree", "-r", "HEAD", LOGS).splitlines()
+        if line.endswith("/eval_measurements.csv")
+    ]
     # one `git cat-file --batch` for all files
-    batch = subprocess.run(["git", f"--git-dir={repo}", "cat-file", "--batch"], check=True, capture_output=True,
-                           input="".join(f"HEAD:{f}\n" for f in files).encode())
+    batch = subprocess.run(
+        ["git", f"--git-dir={repo}", "cat-file", "--batch"],
+        check=True,
+        capture_output=True,
+        input="".join(f"HEAD:{f}\n" for f in files).encode(),
+    )
     contents, data = {}, batch.stdout
     position = 0
     for name in files:
         header_end = data.index(b"\n", position)
         size = int(data[position:header_end].split()[2])
-        contents[name] = data[header_end + 1:header_end + 1 + size].decode()
+        contents[name] = data[header_end + 1 : header_end + 1 + size].decode()
         position = header_end + 1 + size + 1
-    pattern = re.compile(rf"{LOGS}/(\w+?)/([^/]+)/study_(\d+)/(\w+?)_(jax|pytorch)/trial_(\d+)/eval_measurements.csv")
+    pattern = re.compile(
+        rf"{LOGS}/(\w+?)/([^/]+)/study_(\d+)/(\w+?)_(jax|pytorch)/trial_(\d+)/eval_measurements.csv"
+    )
     studies: dict[tuple[str, str, str, str], dict[int, list[tuple[int, float]]]] = defaultdict(dict)
     for name, text in contents.items():
         match = pattern.fullmatch(name)
-        if match is None:  # e.g. study_0/trial_1/ without a workload folder: the scoring code reads no trial there
+        if (
+            match is None
+        ):  # e.g. study_0/trial_1/ without a workload folder: the scoring code reads no trial there
             continue
         ruleset, submission, study, workload, _, trial = match.groups()
         if workload not in config["workloads"]:
@@ -73,9 +86,16 @@ def main(argv: list[str]) -> int:
         if not rows or column not in rows[0]:
             continue
         minimised = any(m in column for m in MINIMISED)
-        reached = [i for i, r in enumerate(rows) if r[column] not in ("", "nan") and (
-            float(r[column]) <= spec["validation_target_value"] if minimised
-            else float(r[column]) >= spec["validation_target_value"])]
+        reached = [
+            i
+            for i, r in enumerate(rows)
+            if r[column] not in ("", "nan")
+            and (
+                float(r[column]) <= spec["validation_target_value"]
+                if minimised
+                else float(r[column]) >= spec["validation_target_value"]
+            )
+        ]
         key = (ruleset, submission, workload, study)
         if reached:
             studies[key][int(trial)] = (reached[0], float(rows[reached[0]]["score"]))
@@ -90,14 +110,19 @@ def main(argv: list[str]) -> int:
     for ruleset, label in (("external_tuning", "external"), ("self_tuning", "self")):
         path = OUT / f"algoperf_v05_times_{label}.csv"
         with path.open("w", newline="", encoding="utf-8") as handle:
-            handle.write(f"# AlgoPerf v0.5 per-workload times (seconds, median over studies) computed by "
-                         f"benchmarks/algoperf_v05_times.py from mlcommons/submissions_algorithms@{commit} {LOGS}\n")
+            handle.write(
+                f"# AlgoPerf v0.5 per-workload times (seconds, median over studies) computed by "
+                f"benchmarks/algoperf_v05_times.py from mlcommons/submissions_algorithms@{commit} {LOGS}\n"
+            )
             writer = csv.writer(handle, lineterminator="\n")
             writer.writerow(["submission", *base, *held_out])
             for (r, submission), by_workload in sorted(times.items()):
                 if r != ruleset:
                     continue
-                row = [statistics.median(by_workload[w]) if by_workload.get(w) else math.inf for w in base + held_out]
+                row = [
+                    statistics.median(by_workload[w]) if by_workload.get(w) else math.inf
+                    for w in base + held_out
+                ]
                 writer.writerow([submission, *[repr(float(v)) for v in row]])
         print(f"wrote {path}")
     return 0

@@ -22,10 +22,25 @@ from descentlab.bench.report import WALL_CLOCK_COLUMNS
 from descentlab.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL = {"workloads": ["cancer-logreg"], "optimizers": ["adam", "heavyball"], "studies": 2, "trials": 3,
-         "rulesets": ["external", "self"]}
-SMALL_ARGS = ["--workloads", "cancer-logreg", "--optimizers", "adam,heavyball", "--studies", "2", "--trials", "3",
-              "--ruleset", "external,self"]
+SMALL = {
+    "workloads": ["cancer-logreg"],
+    "optimizers": ["adam", "heavyball"],
+    "studies": 2,
+    "trials": 3,
+    "rulesets": ["external", "self"],
+}
+SMALL_ARGS = [
+    "--workloads",
+    "cancer-logreg",
+    "--optimizers",
+    "adam,heavyball",
+    "--studies",
+    "2",
+    "--trials",
+    "3",
+    "--ruleset",
+    "external,self",
+]
 
 
 def _env() -> dict[str, str]:
@@ -49,8 +64,10 @@ def _states(directory: Path) -> dict[str, int]:
 
 
 def _snapshot(directory: Path) -> dict[str, str]:
-    return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
-            for p in sorted(directory.rglob("*"))}
+    return {
+        str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+        for p in sorted(directory.rglob("*"))
+    }
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +82,9 @@ def test_a_run_writes_its_outputs(reference):
     names = {p.name for p in reference.iterdir()}
     assert {"run.json", "study.db", "results.csv", "summary.json", "report.html"} <= names
     rows = _rows(reference)
-    assert len(rows) == 2 * 2 * 3 + 2 * 3 + 2  # external grid + self (adam: its defaults and the notes' two rates)
+    assert (
+        len(rows) == 2 * 2 * 3 + 2 * 3 + 2
+    )  # external grid + self (adam: its defaults and the notes' two rates)
     assert {r["status"] for r in rows} <= {"reached", "missed", "diverged"}
     summary = json.loads((reference / "summary.json").read_text("utf-8"))
     assert set(summary["rulesets"]) == {"external", "self"}
@@ -76,8 +95,23 @@ def test_a_run_writes_its_outputs(reference):
 
 def test_resume_after_sigkill_repeats_only_the_killed_trials(reference, tmp_path):
     out = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, "-m", "descentlab.cli", "bench", "run", *SMALL_ARGS, "--jobs", "2",
-                                "--out", str(out)], env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "descentlab.cli",
+            "bench",
+            "run",
+            *SMALL_ARGS,
+            "--jobs",
+            "2",
+            "--out",
+            str(out),
+        ],
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 240
     try:
         while time.monotonic() < deadline:
@@ -95,8 +129,12 @@ def test_resume_after_sigkill_repeats_only_the_killed_trials(reference, tmp_path
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
     with sqlite3.connect(out / "study.db") as db:
-        before = dict(db.execute("SELECT t.number, a.value_json FROM trials t JOIN trial_user_attributes a "
-                                 "ON a.trial_id = t.trial_id WHERE t.state = 'COMPLETE' AND a.key = 'result'"))
+        before = dict(
+            db.execute(
+                "SELECT t.number, a.value_json FROM trials t JOIN trial_user_attributes a "
+                "ON a.trial_id = t.trial_id WHERE t.state = 'COMPLETE' AND a.key = 'result'"
+            )
+        )
     assert len(before) >= 3
     time.sleep(1.0)  # the workers die with their parent (PR_SET_PDEATHSIG)
     leftovers = [p for p in Path("/proc").iterdir() if p.name.isdigit() and str(out) in _cmdline(p)]
@@ -105,8 +143,12 @@ def test_resume_after_sigkill_repeats_only_the_killed_trials(reference, tmp_path
     states = _states(out)
     assert "RUNNING" not in states and "WAITING" not in states
     with sqlite3.connect(out / "study.db") as db:
-        after = dict(db.execute("SELECT t.number, a.value_json FROM trials t JOIN trial_user_attributes a "
-                                "ON a.trial_id = t.trial_id WHERE t.state = 'COMPLETE' AND a.key = 'result'"))
+        after = dict(
+            db.execute(
+                "SELECT t.number, a.value_json FROM trials t JOIN trial_user_attributes a "
+                "ON a.trial_id = t.trial_id WHERE t.state = 'COMPLETE' AND a.key = 'result'"
+            )
+        )
     assert all(after[number] == value for number, value in before.items())  # nothing finished was re-run
     rows, expected = _rows(out), _rows(reference)
     assert rows == expected  # every (configuration, seed) and every result as in the uninterrupted run
@@ -148,13 +190,16 @@ def _bench(capsys, *args: str) -> tuple[int, str]:
     return code, capsys.readouterr().err.strip()
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--workloads", "digits-mpl"], "error: unknown workload 'digits-mpl'; did you mean 'digits-mlp'"),
-    (["--optimizers", "adma"], "error: unknown optimizer 'adma'; did you mean 'adamax' or 'adam'?"),
-    (["--studies", "0"], "error: --studies must be an integer ≥ 1, got 0"),
-    (["--trials", "-1"], "error: --trials must be an integer ≥ 1, got -1"),
-    (["--jobs", "0", "--workloads", "cancer-logreg"], "error: --jobs must be an integer ≥ 1, got 0"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--workloads", "digits-mpl"], "error: unknown workload 'digits-mpl'; did you mean 'digits-mlp'"),
+        (["--optimizers", "adma"], "error: unknown optimizer 'adma'; did you mean 'adamax' or 'adam'?"),
+        (["--studies", "0"], "error: --studies must be an integer ≥ 1, got 0"),
+        (["--trials", "-1"], "error: --trials must be an integer ≥ 1, got -1"),
+        (["--jobs", "0", "--workloads", "cancer-logreg"], "error: --jobs must be an integer ≥ 1, got 0"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, args, message):
     out = tmp_path / "run"
     code, err = _bench(capsys, "run", "--out", str(out), *args)
@@ -172,8 +217,11 @@ def test_an_unwritable_or_foreign_directory_is_refused_untouched(capsys, tmp_pat
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine", encoding="utf-8")
     before = _snapshot(foreign)
-    for command in (["run", "--workloads", "cancer-logreg", "--out", str(foreign)], ["resume", str(foreign)],
-                    ["report", str(foreign)]):
+    for command in (
+        ["run", "--workloads", "cancer-logreg", "--out", str(foreign)],
+        ["resume", str(foreign)],
+        ["report", str(foreign)],
+    ):
         code, err = _bench(capsys, *command)
         assert code == 2 and "is not a descentlab bench run" in err and "\n" not in err
     assert _snapshot(foreign) == before
@@ -190,8 +238,9 @@ def test_resuming_with_other_options_or_another_version_is_refused_untouched(cap
     copy = tmp_path / "copy"
     shutil.copytree(reference, copy)
     before = _snapshot(copy)
-    code, err = _bench(capsys, "run", *SMALL_ARGS[:-4], "--trials", "2", "--ruleset", "external,self", "--out",
-                       str(copy))
+    code, err = _bench(
+        capsys, "run", *SMALL_ARGS[:-4], "--trials", "2", "--ruleset", "external,self", "--out", str(copy)
+    )
     assert code == 2 and "holds a run with other options (trials: saved 3, now 2)" in err and "\n" not in err
     assert _snapshot(copy) == before
     manifest = json.loads((copy / "run.json").read_text("utf-8"))
@@ -233,10 +282,52 @@ sys.exit(main(sys.argv[1:]))
 
 def test_the_quick_tier_runs_with_sockets_disabled(tmp_path):
     out = tmp_path / "offline"
-    result = subprocess.run([sys.executable, "-c", OFFLINE, "bench", "run", "--tier", "quick", "--optimizers", "adam",
-                             "--studies", "1", "--trials", "1", "--ruleset", "external", "--out", str(out)],
-                            env=_env(), capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            OFFLINE,
+            "bench",
+            "run",
+            "--tier",
+            "quick",
+            "--optimizers",
+            "adam",
+            "--studies",
+            "1",
+            "--trials",
+            "1",
+            "--ruleset",
+            "external",
+            "--out",
+            str(out),
+        ],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     rows = _rows(out)
-    assert {r["workload"] for r in rows} == {"cancer-logreg", "digits-mlp", "mnist1d-cnn", "digits-autoencoder"}
+    assert {r["workload"] for r in rows} == {
+        "cancer-logreg",
+        "digits-mlp",
+        "mnist1d-cnn",
+        "digits-autoencoder",
+    }
     assert all(r["status"] != "failed" for r in rows)
+
+
+def test_the_explore_ruleset_runs_tpe_and_is_never_scored(tmp_path):
+    out = tmp_path / "explore"
+    run_bench(
+        out, workloads=["cancer-logreg"], optimizers=["adam"], rulesets=["explore"], studies=1, trials=5
+    )
+    rows = _rows(out)
+    assert len(rows) == 5 and {r["ruleset"] for r in rows} == {"explore"}
+    assert {r["status"] for r in rows} <= {"reached", "missed", "diverged", "pruned"}
+    summary = json.loads((out / "summary.json").read_text("utf-8"))
+    assert summary["rulesets"] == {}
+    with sqlite3.connect(out / "study.db") as db:
+        names = {n for (n,) in db.execute("SELECT study_name FROM studies")}
+    assert "explore/cancer-logreg/adam" in names

@@ -32,14 +32,20 @@ INF = math.inf
 #   c        50     ∞      15
 # fastest: w1 10 (a), w2 10 (b), w3 15 (c)
 # ratios:  a: 1, 4, ∞     b: 2, 1, 2     c: 5 → ∞ (above r_max = 4), ∞, 1
-TOY = {"a": {"w1": 10, "w2": 40, "w3": INF}, "b": {"w1": 20, "w2": 10, "w3": 30},
-       "c": {"w1": 50, "w2": INF, "w3": 15}}
+TOY = {
+    "a": {"w1": 10, "w2": 40, "w3": INF},
+    "b": {"w1": 20, "w2": 10, "w3": 30},
+    "c": {"w1": 50, "w2": INF, "w3": 15},
+}
 
 
 def test_toy_ratios_by_hand():
     ratios = performance_ratios(TOY)
-    assert ratios == {"a": {"w1": 1.0, "w2": 4.0, "w3": INF}, "b": {"w1": 2.0, "w2": 1.0, "w3": 2.0},
-                      "c": {"w1": INF, "w2": INF, "w3": 1.0}}
+    assert ratios == {
+        "a": {"w1": 1.0, "w2": 4.0, "w3": INF},
+        "b": {"w1": 2.0, "w2": 1.0, "w3": 2.0},
+        "c": {"w1": INF, "w2": INF, "w3": 1.0},
+    }
 
 
 def test_toy_profile_by_hand():
@@ -52,7 +58,11 @@ def test_toy_profile_by_hand():
 
 def test_toy_score_by_hand():
     # B = 1/3 ∫_1^4 ρ dτ = (1/|W|) Σ_w (4 − r)/3 over r ≤ 4
-    expected = {"a": ((4 - 1) + (4 - 4)) / 3 / 3, "b": ((4 - 2) + (4 - 1) + (4 - 2)) / 3 / 3, "c": (4 - 1) / 3 / 3}
+    expected = {
+        "a": ((4 - 1) + (4 - 4)) / 3 / 3,
+        "b": ((4 - 2) + (4 - 1) + (4 - 2)) / 3 / 3,
+        "c": (4 - 1) / 3 / 3,
+    }
     assert benchmark_score(TOY) == pytest.approx(expected, abs=1e-15)
     assert expected == pytest.approx({"a": 1 / 3, "b": 7 / 9, "c": 1 / 3})
     # AlgoPerf's trapezoid on a grid converges to the exact integral
@@ -78,9 +88,19 @@ def _rows():
     times = {0: [30, INF], 1: [INF, INF], 2: [50, 20]}  # study → trials (∞: missed)
     for study, trials in times.items():
         for trial, t in enumerate(trials):
-            rows.append({"workload": "w", "optimizer": "o", "ruleset": "external", "study": study, "trial": trial,
-                         "status": "reached" if math.isfinite(t) else "missed", "steps_to_target": t,
-                         "evals_to_target": t, "seconds_to_target": t})
+            rows.append(
+                {
+                    "workload": "w",
+                    "optimizer": "o",
+                    "ruleset": "external",
+                    "study": study,
+                    "trial": trial,
+                    "status": "reached" if math.isfinite(t) else "missed",
+                    "steps_to_target": t,
+                    "evals_to_target": t,
+                    "seconds_to_target": t,
+                }
+            )
     return rows
 
 
@@ -133,15 +153,34 @@ def test_read_times_rejects_what_is_not_a_table(tmp_path):
 # AlgoPerf's leaderboard integrates ρ with the trapezoidal rule on 100 points of [1, 4]
 # (scoring/performance_profile.py) and scores the 8 base workloads with its held-out variants.
 PUBLISHED_EXTERNAL = {
-    "shampoo_submission": 0.7784, "schedule_free_adamw": 0.7077, "generalized_adam": 0.6383, "cyclic_lr": 0.6301,
-    "nadamp": 0.5909, "baseline": 0.5707, "amos": 0.4918, "caspr_adaptive": 0.4722, "lawa_queue": 0.3699,
-    "lawa_ema": 0.3384, "schedule_free_prodigy": 0.0000,
+    "shampoo_submission": 0.7784,
+    "schedule_free_adamw": 0.7077,
+    "generalized_adam": 0.6383,
+    "cyclic_lr": 0.6301,
+    "nadamp": 0.5909,
+    "baseline": 0.5707,
+    "amos": 0.4918,
+    "caspr_adaptive": 0.4722,
+    "lawa_queue": 0.3699,
+    "lawa_ema": 0.3384,
+    "schedule_free_prodigy": 0.0000,
 }
-PUBLISHED_SELF = {"schedule_free_adamw": 0.8542, "baseline": 0.8194, "nadamw_sequential": 0.3308, "sinv6_75": 0.1420,
-                  "sinv6": 0.0903, "adamg": 0.0000}
-HELD_OUT = {"criteo1tb_embed_init": "criteo1tb", "fastmri_tanh": "fastmri",
-            "imagenet_resnet_large_bn_init": "imagenet_resnet", "librispeech_conformer_layernorm": "librispeech_conformer",
-            "ogbg_model_size": "ogbg", "wmt_glu_tanh": "wmt"}
+PUBLISHED_SELF = {
+    "schedule_free_adamw": 0.8542,
+    "baseline": 0.8194,
+    "nadamw_sequential": 0.3308,
+    "sinv6_75": 0.1420,
+    "sinv6": 0.0903,
+    "adamg": 0.0000,
+}
+HELD_OUT = {
+    "criteo1tb_embed_init": "criteo1tb",
+    "fastmri_tanh": "fastmri",
+    "imagenet_resnet_large_bn_init": "imagenet_resnet",
+    "librispeech_conformer_layernorm": "librispeech_conformer",
+    "ogbg_model_size": "ogbg",
+    "wmt_glu_tanh": "wmt",
+}
 
 
 @pytest.mark.parametrize("ruleset,published", [("external", PUBLISHED_EXTERNAL), ("self", PUBLISHED_SELF)])

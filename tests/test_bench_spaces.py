@@ -36,9 +36,12 @@ def test_every_search_space_covers_all_hyperparameters(name):
             assert value is None or isinstance(value, str) or "declares no numeric range" in why
     # every number and every switch the optimizer has is searched (the fixed ones are strings/None, or
     # values the optimizer itself bounds nowhere)
-    numeric = [k for k, v in defaults.items() if k not in EXCLUDED and isinstance(v, (bool, int, float, tuple))]
-    assert numeric and all(any(n == k or n.startswith(f"{k}[") for n in space.names) or k in space.fixed
-                           for k in numeric)
+    numeric = [
+        k for k, v in defaults.items() if k not in EXCLUDED and isinstance(v, (bool, int, float, tuple))
+    ]
+    assert numeric and all(
+        any(n == k or n.startswith(f"{k}[") for n in space.names) or k in space.fixed for k in numeric
+    )
 
 
 @pytest.mark.parametrize("name", ["adam", "sgd", "rmsprop", "rprop", "lion", "torch.adam", "lbfgs"])
@@ -71,7 +74,9 @@ def test_the_rule_is_one_rule():
     lbfgs = {d.name: d for d in search_space("lbfgs").dimensions}
     assert lbfgs["history_size"].kind == "int"
     # torch's SGD declares no bound on its momentum; the reference row takes descentlab SGD's domain
-    assert {d.name: d for d in search_space("torch.sgd").dimensions}["momentum"].describe() == sgd["momentum"].describe()
+    assert {d.name: d for d in search_space("torch.sgd").dimensions}["momentum"].describe() == sgd[
+        "momentum"
+    ].describe()
 
 
 def test_sobol_configurations_are_deterministic_and_seeded():
@@ -85,8 +90,12 @@ def test_sobol_configurations_are_deterministic_and_seeded():
 
 
 def test_equal_trial_counts_seeds_and_budgets_for_every_optimizer():
-    options = RunOptions.make(workloads=["cancer-logreg", "digits-mlp"], optimizers=["adam", "sgd", "heavyball"],
-                              studies=2, trials=3)
+    options = RunOptions.make(
+        workloads=["cancer-logreg", "digits-mlp"],
+        optimizers=["adam", "sgd", "heavyball"],
+        studies=2,
+        trials=3,
+    )
     specs = plan(options, options.workloads)
     counts = Counter((s.workload, s.optimizer, s.ruleset) for s in specs)
     external = {k: v for k, v in counts.items() if k[2] == "external"}
@@ -104,20 +113,28 @@ def test_equal_trial_counts_seeds_and_budgets_for_every_optimizer():
 
 
 def test_closure_solvers_only_run_where_they_apply():
-    options = RunOptions.make(workloads=["cancer-logreg", "digits-mlp"], optimizers=["lbfgs", "adam"],
-                              studies=1, trials=1, rulesets=["external"])
+    options = RunOptions.make(
+        workloads=["cancer-logreg", "digits-mlp"],
+        optimizers=["lbfgs", "adam"],
+        studies=1,
+        trials=1,
+        rulesets=["external"],
+    )
     pairs = {(s.workload, s.optimizer) for s in plan(options, options.workloads)}
     assert ("cancer-logreg", "lbfgs") in pairs and ("digits-mlp", "lbfgs") not in pairs
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"workloads": ["digits-mpl"]}, "unknown workload 'digits-mpl'; did you mean 'digits-mlp'"),
-    ({"optimizers": ["adma"]}, "unknown optimizer 'adma'; did you mean"),
-    ({"studies": 0}, "--studies must be an integer ≥ 1"),
-    ({"trials": 0}, "--trials must be an integer ≥ 1"),
-    ({"rulesets": ["extrenal"]}, "did you mean 'external'"),
-    ({"schedule": "cosine"}, "--schedule must be one of"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"workloads": ["digits-mpl"]}, "unknown workload 'digits-mpl'; did you mean 'digits-mlp'"),
+        ({"optimizers": ["adma"]}, "unknown optimizer 'adma'; did you mean"),
+        ({"studies": 0}, "--studies must be an integer ≥ 1"),
+        ({"trials": 0}, "--trials must be an integer ≥ 1"),
+        ({"rulesets": ["extrenal"]}, "did you mean 'external'"),
+        ({"schedule": "cosine"}, "--schedule must be one of"),
+    ],
+)
 def test_bad_options_are_one_line_errors(kwargs, message):
     with pytest.raises(BenchError, match=message.replace("(", r"\(")) as caught:
         RunOptions.make(**kwargs)
@@ -127,5 +144,8 @@ def test_bad_options_are_one_line_errors(kwargs, message):
 def test_search_space_rows_print_every_hyperparameter():
     rows = search_space("nadam").rows()
     assert [r[0] for r in rows] == search_space("nadam").names + list(search_space("nadam").fixed)
-    assert all(math.isfinite(float(d.default)) for d in search_space("nadam").dimensions
-               if not isinstance(d.default, bool))
+    assert all(
+        math.isfinite(float(d.default))
+        for d in search_space("nadam").dimensions
+        if not isinstance(d.default, bool)
+    )

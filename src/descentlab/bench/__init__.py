@@ -54,10 +54,20 @@ __all__ = [
 Progress = Callable[[dict[str, Any]], None]
 
 _LAZY = {
-    "BenchError": "storage", "RunOptions": "storage", "WORKLOADS": "workloads", "get_workload": "workloads",
-    "tier_workloads": "workloads", "OPTIMIZERS": "spaces", "QUICK_OPTIMIZERS": "spaces", "search_space": "spaces",
-    "run_trial": "runner", "TrialSpec": "runner", "TrialResult": "runner", "workload_times": "scoring",
-    "performance_profile": "scoring", "benchmark_score": "scoring",
+    "BenchError": "storage",
+    "RunOptions": "storage",
+    "WORKLOADS": "workloads",
+    "get_workload": "workloads",
+    "tier_workloads": "workloads",
+    "OPTIMIZERS": "spaces",
+    "QUICK_OPTIMIZERS": "spaces",
+    "search_space": "spaces",
+    "run_trial": "runner",
+    "TrialSpec": "runner",
+    "TrialResult": "runner",
+    "workload_times": "scoring",
+    "performance_profile": "scoring",
+    "benchmark_score": "scoring",
 }
 
 
@@ -73,12 +83,24 @@ def _command() -> str:
     return " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name, *sys.argv[1:]])
 
 
-def run_bench(out: str | os.PathLike, *, tier: str = "quick", workloads: Sequence[str] | None = None,
-              optimizers: Sequence[str] | None = None, rulesets: Sequence[str] = ("external", "self"),
-              studies: int = 3, trials: int = 4, seed: int = 0, schedule: str = "warmup-cosine",
-              reference: str = "adamw", jobs: int = 1, command: str | None = None,
-              progress: Progress | None = None, started: Callable[[int, int], None] | None = None,
-              report: bool = True) -> Path:
+def run_bench(
+    out: str | os.PathLike,
+    *,
+    tier: str = "quick",
+    workloads: Sequence[str] | None = None,
+    optimizers: Sequence[str] | None = None,
+    rulesets: Sequence[str] = ("external", "self"),
+    studies: int = 3,
+    trials: int = 4,
+    seed: int = 0,
+    schedule: str = "warmup-cosine",
+    reference: str = "adamw",
+    jobs: int = 1,
+    command: str | None = None,
+    progress: Progress | None = None,
+    started: Callable[[int, int], None] | None = None,
+    report: bool = True,
+) -> Path:
     """Run (or continue, when ``out`` holds a run with the same options) a benchmark; write
     ``results.csv``, ``summary.json`` and ``report.html`` in ``out`` and return its path.
 
@@ -86,8 +108,17 @@ def run_bench(out: str | os.PathLike, *, tier: str = "quick", workloads: Sequenc
     from .storage import BenchError, RunDirectory, RunOptions
     from .workloads import get_workload
 
-    options = RunOptions.make(tier=tier, workloads=workloads, optimizers=optimizers, rulesets=rulesets,
-                              studies=studies, trials=trials, seed=seed, schedule=schedule, reference=reference)
+    options = RunOptions.make(
+        tier=tier,
+        workloads=workloads,
+        optimizers=optimizers,
+        rulesets=rulesets,
+        studies=studies,
+        trials=trials,
+        seed=seed,
+        schedule=schedule,
+        reference=reference,
+    )
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise BenchError(f"--jobs must be an integer ≥ 1, got {jobs!r}")
     directory, existing = RunDirectory.check_new(out, options)
@@ -104,8 +135,14 @@ def run_bench(out: str | os.PathLike, *, tier: str = "quick", workloads: Sequenc
     return directory.path
 
 
-def resume_bench(out: str | os.PathLike, *, jobs: int = 1, progress: Progress | None = None,
-                 started: Callable[[int, int], None] | None = None, report: bool = True) -> Path:
+def resume_bench(
+    out: str | os.PathLike,
+    *,
+    jobs: int = 1,
+    progress: Progress | None = None,
+    started: Callable[[int, int], None] | None = None,
+    report: bool = True,
+) -> Path:
     """Continue the run in ``out``: re-run exactly the trials that were killed, run those not yet run."""
     from .storage import BenchError, RunDirectory, RunOptions
     from .workloads import get_workload
@@ -118,8 +155,10 @@ def resume_bench(out: str | os.PathLike, *, jobs: int = 1, progress: Progress | 
     for name in runnable:
         digest = get_workload(name).data().sha256
         if digest != directory.manifest["data_sha256"].get(name):
-            raise BenchError(f"the data of {name!r} differ from the run's (sha256 {digest[:12]}… vs "
-                             f"{directory.manifest['data_sha256'].get(name, '')[:12]}…); start a new run")
+            raise BenchError(
+                f"the data of {name!r} differ from the run's (sha256 {digest[:12]}… vs "
+                f"{directory.manifest['data_sha256'].get(name, '')[:12]}…); start a new run"
+            )
     with directory.locked():
         _execute(directory, options, runnable, jobs, progress, started)
     if report:
@@ -127,8 +166,7 @@ def resume_bench(out: str | os.PathLike, *, jobs: int = 1, progress: Progress | 
     return directory.path
 
 
-def _execute(directory, options, workloads: list[str], jobs: int,
-             progress: Progress | None, started) -> None:
+def _execute(directory, options, workloads: list[str], jobs: int, progress: Progress | None, started) -> None:
     from .storage import execute, plan, run_explore
 
     specs = plan(options, workloads)
@@ -136,8 +174,10 @@ def _execute(directory, options, workloads: list[str], jobs: int,
     if "explore" in options.rulesets:
         run_explore(directory, workloads, options, jobs, progress)
     if outcome["failed_workers"] or outcome["left"]:
-        raise RuntimeError(f"{outcome['failed_workers']} worker process(es) died and {outcome['left']} trials "
-                           f"are not done; run `descentlab bench resume {directory.path}` to finish them")
+        raise RuntimeError(
+            f"{outcome['failed_workers']} worker process(es) died and {outcome['left']} trials "
+            f"are not done; run `descentlab bench resume {directory.path}` to finish them"
+        )
 
 
 def report_bench(out: str | os.PathLike) -> Path:

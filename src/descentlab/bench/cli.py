@@ -52,10 +52,17 @@ class _Bar:
             TimeRemainingColumn,
         )
 
-        self.progress = Progress(TextColumn("[bold]{task.description:<12}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                                 TextColumn("{task.fields[note]}"), console=Console(stderr=True),
-                                 transient=False)
+        self.progress = Progress(
+            TextColumn("[bold]{task.description:<12}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[note]}"),
+            console=Console(stderr=True),
+            transient=False,
+        )
         self.optimizers = optimizers
         self.task = None
         self.rows: dict[str, Any] = {}
@@ -87,10 +94,15 @@ class _Bar:
         if message["status"] == "reached" and message["ruleset"] != "explore":
             self.reached[optimizer] += 1
             slot = self.best[optimizer]
-            slot[message["workload"]] = min(slot.get(message["workload"], math.inf), message["steps_to_target"])
+            slot[message["workload"]] = min(
+                slot.get(message["workload"], math.inf), message["steps_to_target"]
+            )
         fastest = " · ".join(f"{w.split('-')[0]} {v:g}" for w, v in sorted(self.best[optimizer].items()))
-        self.progress.update(self.rows[optimizer], advance=1,
-                             note=f"reached {self.reached[optimizer]}  fastest steps: {fastest or '—'}")
+        self.progress.update(
+            self.rows[optimizer],
+            advance=1,
+            note=f"reached {self.reached[optimizer]}  fastest steps: {fastest or '—'}",
+        )
 
 
 def _headline(out: Path) -> None:
@@ -100,8 +112,11 @@ def _headline(out: Path) -> None:
     for ruleset, entry in summary["rulesets"].items():
         steps = entry["steps"]
         workloads = sorted(steps["workloads"])
-        table = Table(title=f"{ruleset}: median steps to target over studies (k/n studies reached) and score B",
-                      title_justify="left", header_style="bold")
+        table = Table(
+            title=f"{ruleset}: median steps to target over studies (k/n studies reached) and score B",
+            title_justify="left",
+            header_style="bold",
+        )
         table.add_column("optimizer", style="cyan", no_wrap=True)
         for w in workloads:
             table.add_column(w)
@@ -111,7 +126,9 @@ def _headline(out: Path) -> None:
             cells = []
             for w in workloads:
                 cell = steps["workloads"][w].get(o)
-                cells.append("—" if cell is None else f"{_time(cell['median'])} ({cell['reached']}/{cell['studies']})")
+                cells.append(
+                    "—" if cell is None else f"{_time(cell['median'])} ({cell['reached']}/{cell['studies']})"
+                )
             speed = steps["speedup_vs_reference"].get(o, {}).get("speedup")
             table.add_row(o, *cells, f"{steps['score'][o]:.3f}", "—" if speed is None else f"{speed:.2f}×")
         console.print(table)
@@ -123,10 +140,14 @@ def _run(call, optimizers: list[str]) -> Path:
         out = call(progress=bar.update, started=bar.started)
     _headline(out)
     if bar.failed:
-        console.print(f"[red]{len(bar.failed)} trial(s) failed[/red] (a bug, not a divergence); first: "
-                      f"{escape(bar.failed[0])}")
-    console.print(f"results, summary and report written to [bold]{out}[/bold] "
-                  f"({out / 'report.html'}) in {time.perf_counter() - began:.0f} s")
+        console.print(
+            f"[red]{len(bar.failed)} trial(s) failed[/red] (a bug, not a divergence); first: "
+            f"{escape(bar.failed[0])}"
+        )
+    console.print(
+        f"results, summary and report written to [bold]{out}[/bold] "
+        f"({out / 'report.html'}) in {time.perf_counter() - began:.0f} s"
+    )
     if bar.failed:
         raise typer.Exit(1)
     return out
@@ -149,20 +170,46 @@ def list_(tier: Annotated[str, typer.Option(help="quick or full")] = "full") -> 
         chosen = tier_workloads(tier)
     except ValueError as error:
         raise BenchError(str(error)) from None
-    table = Table(title="workloads (estimate: 6 optimizers × 3 studies × 4 trials on one thread)",
-                  title_justify="left", header_style="bold", show_lines=True)
-    for column in ("name", "tier", "data and model", "target", "budget", "eval every", "batch", "≈ min", "here"):
+    table = Table(
+        title="workloads (estimate: 6 optimizers × 3 studies × 4 trials on one thread)",
+        title_justify="left",
+        header_style="bold",
+        show_lines=True,
+    )
+    for column in (
+        "name",
+        "tier",
+        "data and model",
+        "target",
+        "budget",
+        "eval every",
+        "batch",
+        "≈ min",
+        "here",
+    ):
         table.add_column(column, no_wrap=column in ("name", "tier"))
     for w in chosen:
         reason = w.why_unavailable()
         comparison = "≥" if w.mode == "max" else "≤"
-        table.add_row(w.name, w.tier, escape(w.summary), f"{w.metric} {comparison} {w.target:g}",
-                      f"{w.budget} steps", str(w.eval_every), "full" if w.batch_size is None else str(w.batch_size),
-                      f"{w.estimated_minutes(72):.1f}", "yes" if reason is None else escape(f"skipped: {reason}"))
+        table.add_row(
+            w.name,
+            w.tier,
+            escape(w.summary),
+            f"{w.metric} {comparison} {w.target:g}",
+            f"{w.budget} steps",
+            str(w.eval_every),
+            "full" if w.batch_size is None else str(w.batch_size),
+            f"{w.estimated_minutes(72):.1f}",
+            "yes" if reason is None else escape(f"skipped: {reason}"),
+        )
     console.print(table)
     names = QUICK_OPTIMIZERS if tier == "quick" else OPTIMIZERS
-    table = Table(title="optimizers and their search spaces (one rule: descentlab.bench.spaces)",
-                  title_justify="left", header_style="bold", show_lines=True)
+    table = Table(
+        title="optimizers and their search spaces (one rule: descentlab.bench.spaces)",
+        title_justify="left",
+        header_style="bold",
+        show_lines=True,
+    )
     table.add_column("optimizer", style="cyan", no_wrap=True)
     table.add_column("hyperparameter: searched over")
     for name in names:
@@ -174,17 +221,26 @@ def list_(tier: Annotated[str, typer.Option(help="quick or full")] = "full") -> 
 
 @app.command()
 def run(
-    out: Annotated[Path, typer.Option(help="the run's directory (created; an existing run with the same options "
-                                           "is continued)")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="the run's directory (created; an existing run with the same options is continued)"
+        ),
+    ],
     tier: Annotated[str, typer.Option(help="quick (4 workloads, 6 optimizers) or full")] = "quick",
-    workloads: Annotated[str | None, typer.Option(help="comma-separated workload names (default: the tier's)")] = None,
+    workloads: Annotated[
+        str | None, typer.Option(help="comma-separated workload names (default: the tier's)")
+    ] = None,
     optimizers: Annotated[str | None, typer.Option(help="comma-separated optimizer names")] = None,
-    ruleset: Annotated[str, typer.Option(help="external, self and/or explore, comma-separated")] = "external,self",
+    ruleset: Annotated[
+        str, typer.Option(help="external, self and/or explore, comma-separated")
+    ] = "external,self",
     studies: Annotated[int, typer.Option(help="studies S (external) / seeds (self)")] = 3,
     trials: Annotated[int, typer.Option(help="Sobol' trials T per study (external)")] = 4,
     seed: Annotated[int, typer.Option(help="base seed of data order, initialisation and Sobol' draws")] = 0,
-    schedule: Annotated[str, typer.Option(help="constant or warmup-cosine (part of every configuration)")]
-    = "warmup-cosine",
+    schedule: Annotated[
+        str, typer.Option(help="constant or warmup-cosine (part of every configuration)")
+    ] = "warmup-cosine",
     reference: Annotated[str, typer.Option(help="the optimizer speed-ups are measured against")] = "adamw",
     jobs: Annotated[int, typer.Option(help="worker processes, one torch thread each")] = 1,
 ) -> None:
@@ -197,17 +253,37 @@ def run(
     from .spaces import OPTIMIZERS, QUICK_OPTIMIZERS
     from .storage import RunOptions
 
-    options = RunOptions.make(tier=tier, workloads=_names(workloads), optimizers=_names(optimizers),
-                              rulesets=_names(ruleset) or [], studies=studies, trials=trials, seed=seed,
-                              schedule=schedule, reference=reference)
+    options = RunOptions.make(
+        tier=tier,
+        workloads=_names(workloads),
+        optimizers=_names(optimizers),
+        rulesets=_names(ruleset) or [],
+        studies=studies,
+        trials=trials,
+        seed=seed,
+        schedule=schedule,
+        reference=reference,
+    )
     from . import run_bench
 
     del OPTIMIZERS, QUICK_OPTIMIZERS
 
     def call(progress, started):
-        return run_bench(out, tier=options.tier, workloads=options.workloads, optimizers=options.optimizers,
-                         rulesets=options.rulesets, studies=studies, trials=trials, seed=seed, schedule=schedule,
-                         reference=reference, jobs=jobs, progress=progress, started=started)
+        return run_bench(
+            out,
+            tier=options.tier,
+            workloads=options.workloads,
+            optimizers=options.optimizers,
+            rulesets=options.rulesets,
+            studies=studies,
+            trials=trials,
+            seed=seed,
+            schedule=schedule,
+            reference=reference,
+            jobs=jobs,
+            progress=progress,
+            started=started,
+        )
 
     _run(call, list(options.optimizers))
 
@@ -227,8 +303,10 @@ def resume(
     from .storage import RunDirectory
 
     optimizers = RunDirectory.open(directory).manifest["options"]["optimizers"]
-    _run(lambda progress, started: resume_bench(directory, jobs=jobs, progress=progress, started=started),
-         list(optimizers))
+    _run(
+        lambda progress, started: resume_bench(directory, jobs=jobs, progress=progress, started=started),
+        list(optimizers),
+    )
 
 
 @app.command()
@@ -248,11 +326,20 @@ def report(directory: Annotated[Path, typer.Argument(help="the run's directory")
 
 @app.command()
 def score(
-    table: Annotated[Path, typer.Argument(help="a CSV of times to target: a first column of names and one column "
-                                                "per workload (empty, inf or ∞ for a miss), or a bench results.csv")],
+    table: Annotated[
+        Path,
+        typer.Argument(
+            help="a CSV of times to target: a first column of names and one column "
+            "per workload (empty, inf or ∞ for a miss), or a bench results.csv"
+        ),
+    ],
     r_max: Annotated[float, typer.Option(help="τ range [1, r_max] of the profile")] = 4.0,
-    grid: Annotated[int | None, typer.Option(help="AlgoPerf's trapezoid on this many points instead of the exact "
-                                                  "integral (AlgoPerf: 100)")] = None,
+    grid: Annotated[
+        int | None,
+        typer.Option(
+            help="AlgoPerf's trapezoid on this many points instead of the exact integral (AlgoPerf: 100)"
+        ),
+    ] = None,
 ) -> None:
     """Performance profile ρ(τ) and score B of any time-to-target table.
 
@@ -260,9 +347,8 @@ def score(
 
         descentlab bench score times.csv --grid 100
     """
-    from .scoring import benchmark_score, performance_profile
+    from .scoring import benchmark_score, performance_profile, read_times
     from .storage import BenchError
-    from .scoring import read_times
 
     if r_max <= 1:
         raise BenchError(f"--r-max must be > 1, got {r_max}")
@@ -272,8 +358,11 @@ def score(
     taus = [1.0, 1.25, 1.5, 2.0, 3.0, r_max]
     profile = performance_profile(times, taus, r_max)
     scores = benchmark_score(times, r_max, grid)
-    result = Table(title=f"{table}: ρ(τ) and score B ({'exact' if grid is None else f'trapezoid, {grid} points'})",
-                   title_justify="left", header_style="bold")
+    result = Table(
+        title=f"{table}: ρ(τ) and score B ({'exact' if grid is None else f'trapezoid, {grid} points'})",
+        title_justify="left",
+        header_style="bold",
+    )
     result.add_column("name", style="cyan")
     for tau in taus:
         result.add_column(f"ρ({tau:g})", justify="right")
@@ -286,7 +375,9 @@ def score(
 @app.command(name="set-targets")
 def set_targets_command(
     work: Annotated[Path, typer.Option(help="directory for the procedure's trials (resumable)")],
-    workloads: Annotated[str | None, typer.Option(help="comma-separated workload names (default: the tier's)")] = None,
+    workloads: Annotated[
+        str | None, typer.Option(help="comma-separated workload names (default: the tier's)")
+    ] = None,
     tier: Annotated[str, typer.Option(help="quick or full")] = "quick",
     configurations: Annotated[int, typer.Option(help="Sobol' configurations per target setter")] = 32,
     seeds: Annotated[int, typer.Option(help="seeds of the re-runs of each setter's best configuration")] = 5,
@@ -305,10 +396,17 @@ def set_targets_command(
     if isinstance(jobs, bool) or jobs < 1:
         raise BenchError(f"--jobs must be an integer ≥ 1, got {jobs}")
     with _Bar(["adamw", "nadam", "sgd-nesterov", "heavyball", "adam", "sgd"]) as bar:
-        registry = set_targets(options.runnable_workloads()[0], work, configurations=configurations, seeds=seeds,
-                               jobs=jobs, progress=bar.update)
-    table = Table(title=f"targets registry version {registry['version']}", title_justify="left",
-                  header_style="bold")
+        registry = set_targets(
+            options.runnable_workloads()[0],
+            work,
+            configurations=configurations,
+            seeds=seeds,
+            jobs=jobs,
+            progress=bar.update,
+        )
+    table = Table(
+        title=f"targets registry version {registry['version']}", title_justify="left", header_style="bold"
+    )
     for column in ("workload", "target", "source"):
         table.add_column(column)
     for name, record in registry["workloads"].items():

@@ -33,8 +33,15 @@ __all__ = [
     "STYLE",
 ]
 
-STYLE = {"axes.spines.top": False, "axes.spines.right": False, "font.size": 9, "axes.titlesize": 10,
-         "legend.fontsize": 8, "axes.grid": True, "grid.alpha": 0.3}
+STYLE = {
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "legend.fontsize": 8,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+}
 Rows = Sequence[Mapping[str, Any]]
 
 
@@ -104,8 +111,14 @@ def profile_figure(rows: Rows, optimizers: Sequence[str], rulesets: Sequence[str
             order = sorted(ratios, key=lambda s: (-scores[s], optimizers.index(s) if s in optimizers else 99))
             for s in order:
                 xs, ys = _ratio_points(ratios[s])
-                ax.plot(xs, ys, color=colors.get(s, "#444"), lw=2, drawstyle="default",
-                        label=f"{s}  B = {scores[s]:.3f}")
+                ax.plot(
+                    xs,
+                    ys,
+                    color=colors.get(s, "#444"),
+                    lw=2,
+                    drawstyle="default",
+                    label=f"{s}  B = {scores[s]:.3f}",
+                )
             ax.set_xlim(1, R_MAX)
             ax.set_ylim(-0.03, 1.03)
             label = {"external": "tuned (external ruleset)", "self": "defaults (self ruleset)"}[ruleset]
@@ -117,7 +130,9 @@ def profile_figure(rows: Rows, optimizers: Sequence[str], rulesets: Sequence[str
     return figure
 
 
-def _band(curves: list[tuple[list[float], list[float]]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _band(
+    curves: list[tuple[list[float], list[float]]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     steps = sorted({s for xs, _ in curves for s in xs})
     table = np.full((len(curves), len(steps)), np.nan)
     index = {s: i for i, s in enumerate(steps)}
@@ -155,7 +170,9 @@ def curves_figure(rows: Rows, workloads: Sequence[str], optimizers: Sequence[str
                         continue
                     steps, median, q1, q3 = _band(curves)
                     label = o if style == "-" else None
-                    ax.plot(steps, median, style, color=colors[o], lw=1.8 if style == "-" else 1.1, label=label)
+                    ax.plot(
+                        steps, median, style, color=colors[o], lw=1.8 if style == "-" else 1.1, label=label
+                    )
                     if style == "-" and len(curves) > 1:
                         ax.fill_between(steps, q1, q3, color=colors[o], alpha=0.15, lw=0)
             ax.axhline(workload.target, color="black", lw=1, ls=":", label=f"target {workload.target:g}")
@@ -163,14 +180,22 @@ def curves_figure(rows: Rows, workloads: Sequence[str], optimizers: Sequence[str
                 ax.set_yscale("log")
             else:
                 ax.set_ylim(max(0.0, workload.target - 0.25), 1.0)
-            ax.set_title(f"{w}: {workload.metric} ({'lower' if workload.mode == 'min' else 'higher'} is better)")
+            ax.set_title(
+                f"{w}: {workload.metric} ({'lower' if workload.mode == 'min' else 'higher'} is better)"
+            )
             ax.set_xlabel("optimizer steps")
             ax.set_ylabel(workload.metric)
-        for ax in axes[len(workloads):]:
+        for ax in axes[len(workloads) :]:
             ax.set_visible(False)
         handles, labels = axes[0].get_legend_handles_labels()
-        figure.legend(handles, labels, loc="upper center", ncol=min(8, len(labels)), frameon=False,
-                      bbox_to_anchor=(0.5, 1.0))
+        figure.legend(
+            handles,
+            labels,
+            loc="upper center",
+            ncol=min(8, len(labels)),
+            frameon=False,
+            bbox_to_anchor=(0.5, 1.0),
+        )
         figure.tight_layout(rect=(0, 0, 1, 0.94))
     return figure
 
@@ -202,7 +227,7 @@ def tuning_figure(rows: Rows, workloads: Sequence[str], optimizers: Sequence[str
             ax.set_title(f"{w}: expected best {workload.metric} after k trials")
             ax.set_xlabel("k: trials of the search (drawn from the run's pool)")
             ax.set_ylabel(f"best {workload.metric}")
-        for ax in axes[len(workloads):]:
+        for ax in axes[len(workloads) :]:
             ax.set_visible(False)
         axes[0].legend(loc="best")
         figure.tight_layout()
@@ -228,7 +253,7 @@ def reach_figure(rows: Rows, workloads: Sequence[str], optimizers: Sequence[str]
             ax.set_title(f"{w}: P(one of k trials reaches the target)")
             ax.set_xlabel("k: trials of the search")
             ax.set_ylabel("probability")
-        for ax in axes[len(workloads):]:
+        for ax in axes[len(workloads) :]:
             ax.set_visible(False)
         axes[0].legend(loc="lower right")
         figure.tight_layout()
@@ -245,7 +270,9 @@ def lr_figure(rows: Rows, workloads: Sequence[str], optimizers: Sequence[str]):
         axes = figure.subplots(nrows, ncols, squeeze=False).ravel()
         for ax, w in zip(axes, workloads):
             workload = get_workload(w)
-            finite = [r["best_metric"] for r in rows if r["workload"] == w and math.isfinite(r["best_metric"])]
+            finite = [
+                r["best_metric"] for r in rows if r["workload"] == w and math.isfinite(r["best_metric"])
+            ]
             if not finite:
                 continue
             worst = max(finite) if workload.mode == "min" else min(finite)
@@ -256,12 +283,24 @@ def lr_figure(rows: Rows, workloads: Sequence[str], optimizers: Sequence[str]):
                         continue
                     ok = [r for r in pool if r["status"] != "diverged" and math.isfinite(r["best_metric"])]
                     bad = [r for r in pool if r not in ok]
-                    ax.scatter([r["config"]["lr"] for r in ok], [r["best_metric"] for r in ok], s=size,
-                               marker=marker, color=colors[o], alpha=0.8,
-                               label=o if ruleset == "external" else None)
+                    ax.scatter(
+                        [r["config"]["lr"] for r in ok],
+                        [r["best_metric"] for r in ok],
+                        s=size,
+                        marker=marker,
+                        color=colors[o],
+                        alpha=0.8,
+                        label=o if ruleset == "external" else None,
+                    )
                     if bad:
-                        ax.scatter([r["config"]["lr"] for r in bad], [worst] * len(bad), s=30, marker="x",
-                                   color=colors[o], alpha=0.9)
+                        ax.scatter(
+                            [r["config"]["lr"] for r in bad],
+                            [worst] * len(bad),
+                            s=30,
+                            marker="x",
+                            color=colors[o],
+                            alpha=0.9,
+                        )
             ax.axhline(workload.target, color="black", lw=1, ls=":")
             ax.set_xscale("log")
             if _log_metric(w):
@@ -269,7 +308,7 @@ def lr_figure(rows: Rows, workloads: Sequence[str], optimizers: Sequence[str]):
             ax.set_title(f"{w}: best {workload.metric} against lr (× diverged, ★ defaults)")
             ax.set_xlabel("learning rate")
             ax.set_ylabel(f"best {workload.metric}")
-        for ax in axes[len(workloads):]:
+        for ax in axes[len(workloads) :]:
             ax.set_visible(False)
         axes[0].legend(loc="best", ncol=2)
         figure.tight_layout()
@@ -290,12 +329,21 @@ def heatmap_figure(rows: Rows, workload: str, optimizers: Sequence[str], bins: i
     panels = [o for o in optimizers if any(momentum_key(r["config"]) for r in _pool(rows, workload, o))]
     if not panels:
         return None
-    finite = [r["best_metric"] for r in rows if r["workload"] == workload and r["ruleset"] == "external"
-              and math.isfinite(r["best_metric"]) and r["status"] != "diverged"]
+    finite = [
+        r["best_metric"]
+        for r in rows
+        if r["workload"] == workload
+        and r["ruleset"] == "external"
+        and math.isfinite(r["best_metric"])
+        and r["status"] != "diverged"
+    ]
     vmin, vmax = (min(finite), max(finite)) if finite else (0.0, 1.0)
     cmap = matplotlib.colormaps["viridis" if spec.mode == "max" else "viridis_r"]
-    norm = (matplotlib.colors.LogNorm(vmin=max(vmin, 1e-12), vmax=max(vmax, 1e-11)) if spec.mode == "min"
-            else matplotlib.colors.Normalize(vmin=vmin, vmax=vmax))
+    norm = (
+        matplotlib.colors.LogNorm(vmin=max(vmin, 1e-12), vmax=max(vmax, 1e-11))
+        if spec.mode == "min"
+        else matplotlib.colors.Normalize(vmin=vmin, vmax=vmax)
+    )
     with matplotlib.rc_context({**STYLE, "axes.grid": False}):
         figure = new_figure((2.9 * len(panels) + 0.8, 2.9))
         axes = figure.subplots(1, len(panels), squeeze=False)[0]
@@ -336,8 +384,9 @@ def heatmap_figure(rows: Rows, workload: str, optimizers: Sequence[str], bins: i
         if image is not None:
             bar = figure.colorbar(image, ax=list(axes), shrink=0.85)
             bar.set_label(f"best {spec.metric}")
-        figure.suptitle(f"{workload}: lr × {('β₁ / momentum')}, best {spec.metric} per cell (× all diverged)",
-                        fontsize=10)
+        figure.suptitle(
+            f"{workload}: lr × {('β₁ / momentum')}, best {spec.metric} per cell (× all diverged)", fontsize=10
+        )
     return figure
 
 
@@ -353,8 +402,14 @@ def starting_points_figure(rows: Rows, workloads: Sequence[str], lrs: Sequence[f
             spec = get_workload(w)
             labels, medians, lows, highs, colors = [], [], [], [], []
             for t, lr in enumerate(lrs):
-                values = [r["best_metric"] for r in rows if r["workload"] == w and r["optimizer"] == "adam"
-                          and r["ruleset"] == "self" and r["trial"] == t]
+                values = [
+                    r["best_metric"]
+                    for r in rows
+                    if r["workload"] == w
+                    and r["optimizer"] == "adam"
+                    and r["ruleset"] == "self"
+                    and r["trial"] == t
+                ]
                 labels.append(f"lr {lr:g}")
                 colors.append("#7f7f7f")
                 medians.append(np.median(values) if values else np.nan)
@@ -368,14 +423,16 @@ def starting_points_figure(rows: Rows, workloads: Sequence[str], lrs: Sequence[f
             highs.append(np.percentile(values, 75) if values else np.nan)
             x = np.arange(len(labels))
             medians, lows, highs = map(np.array, (medians, lows, highs))
-            ax.errorbar(x, medians, yerr=[medians - lows, highs - medians], fmt="none", ecolor="#333", capsize=3)
+            ax.errorbar(
+                x, medians, yerr=[medians - lows, highs - medians], fmt="none", ecolor="#333", capsize=3
+            )
             ax.scatter(x, medians, color=colors, s=40, zorder=3)
             ax.axhline(spec.target, color="black", ls=":", lw=1)
             ax.set_xticks(x, labels, rotation=30)
             if spec.mode == "min":
                 ax.set_yscale("log")
             ax.set_title(f"{w}: best {spec.metric}")
-        for ax in axes[len(workloads):]:
+        for ax in axes[len(workloads) :]:
             ax.set_visible(False)
         figure.tight_layout()
     return figure
@@ -393,18 +450,27 @@ def generalisation_figure(rows: Rows, workloads: Sequence[str], optimizers: Sequ
         for ax, w in zip(axes, workloads):
             spec = get_workload(w)
             for o in optimizers:
-                members = [r for r in best.get((w, o), []) if math.isfinite(r["final_train_loss"])
-                           and math.isfinite(r["final_metric"])]
+                members = [
+                    r
+                    for r in best.get((w, o), [])
+                    if math.isfinite(r["final_train_loss"]) and math.isfinite(r["final_metric"])
+                ]
                 if members:
-                    ax.scatter([r["final_train_loss"] for r in members], [r["final_metric"] for r in members],
-                               color=colors[o], s=36, label=o, alpha=0.85)
+                    ax.scatter(
+                        [r["final_train_loss"] for r in members],
+                        [r["final_metric"] for r in members],
+                        color=colors[o],
+                        s=36,
+                        label=o,
+                        alpha=0.85,
+                    )
             ax.set_xscale("log")
             if spec.mode == "min":
                 ax.set_yscale("log")
             ax.set_title(f"{w}")
             ax.set_xlabel("final training loss (whole training set)")
             ax.set_ylabel(f"final validation {spec.metric}")
-        for ax in axes[len(workloads):]:
+        for ax in axes[len(workloads) :]:
             ax.set_visible(False)
         axes[0].legend(loc="best")
         figure.tight_layout()

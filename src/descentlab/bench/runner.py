@@ -147,12 +147,19 @@ class Recorder:
     :class:`NonFiniteError`: the trial diverged), computes the loss on the whole training set and
     records the evaluation. The time spent evaluating is kept apart from the training time."""
 
-    def __init__(self, workload: Workload, model: torch.nn.Module, train: tuple[torch.Tensor, torch.Tensor],
-                 adapter: ClosureStep | None = None, on_eval=None) -> None:
+    def __init__(
+        self,
+        workload: Workload,
+        model: torch.nn.Module,
+        train: tuple[torch.Tensor, torch.Tensor],
+        adapter: ClosureStep | None = None,
+        on_eval=None,
+    ) -> None:
         self.workload, self.model, self.train, self.adapter = workload, model, train, adapter
         self.on_eval = on_eval
-        self.curve: dict[str, list[float]] = {k: [] for k in ("step", "evals", "seconds", "metric", "val_loss",
-                                                            "train_loss")}
+        self.curve: dict[str, list[float]] = {
+            k: [] for k in ("step", "evals", "seconds", "metric", "val_loss", "train_loss")
+        }
         self.steps = self.evals = 0
         self.train_seconds = self.eval_seconds = 0.0
         self.reached_at: tuple[int, int, float] | None = None
@@ -188,8 +195,14 @@ class Recorder:
             raise NonFiniteError(f"the validation loss is {val_loss} and the metric {metric} at step {step}")
         train_loss = self._train_loss()
         steps, evals = self._counts()
-        for key, value in (("step", steps), ("evals", evals), ("seconds", self.train_seconds),
-                           ("metric", metric), ("val_loss", val_loss), ("train_loss", train_loss)):
+        for key, value in (
+            ("step", steps),
+            ("evals", evals),
+            ("seconds", self.train_seconds),
+            ("metric", metric),
+            ("val_loss", val_loss),
+            ("train_loss", train_loss),
+        ):
             self.curve[key].append(value)
         if self.workload.better(metric, self.best):
             self.best = metric
@@ -238,28 +251,51 @@ def run_trial(spec: TrialSpec, on_eval=None) -> TrialResult:
         recorder.start()
         status, note = "missed", ""
         try:
-            fit(model, driven, batches, epochs=budget // workload.eval_every, loss_fn=workload.loss,
-                val=[data.val], metrics={"target": workload.score}, scheduler=scheduler,
-                scheduler_interval="step", monitor=recorder, progress=False, nonfinite="raise")
+            fit(
+                model,
+                driven,
+                batches,
+                epochs=budget // workload.eval_every,
+                loss_fn=workload.loss,
+                val=[data.val],
+                metrics={"target": workload.score},
+                scheduler=scheduler,
+                scheduler_interval="step",
+                monitor=recorder,
+                progress=False,
+                nonfinite="raise",
+            )
         except NonFiniteError:
             status = "diverged"
         except Pruned as pruned:
             status, note = "pruned", str(pruned)
     except Exception as error:  # a bug or a broken configuration: recorded as such, never as divergence
-        result = TrialResult(status="failed", error=f"{type(error).__name__}: {error}".splitlines()[0],
-                             trial_seconds=time.perf_counter() - began)
+        result = TrialResult(
+            status="failed",
+            error=f"{type(error).__name__}: {error}".splitlines()[0],
+            trial_seconds=time.perf_counter() - began,
+        )
         result.curve = recorder.curve if recorder is not None else {}
         result.error += " | " + traceback.format_exc(limit=-2).strip().splitlines()[-3].strip()
         return result
     curve = recorder.curve
-    result = TrialResult(status=status, curve=curve, steps=recorder._counts()[0], evals=recorder._counts()[1],
-                         train_seconds=recorder.train_seconds, eval_seconds=recorder.eval_seconds,
-                         best_metric=recorder.best, error=note if status == "pruned" else None)
+    result = TrialResult(
+        status=status,
+        curve=curve,
+        steps=recorder._counts()[0],
+        evals=recorder._counts()[1],
+        train_seconds=recorder.train_seconds,
+        eval_seconds=recorder.eval_seconds,
+        best_metric=recorder.best,
+        error=note if status == "pruned" else None,
+    )
     if status not in ("diverged", "pruned") and curve["metric"]:
         result.final_metric = curve["metric"][-1]
         result.final_train_loss = curve["train_loss"][-1]
     if recorder.reached_at is not None:  # reached, even if it diverged afterwards: the time is what counts
-        result.steps_to_target, result.evals_to_target, result.seconds_to_target = map(float, recorder.reached_at)
+        result.steps_to_target, result.evals_to_target, result.seconds_to_target = map(
+            float, recorder.reached_at
+        )
         if status != "pruned":
             result.status = "reached"
     result.trial_seconds = time.perf_counter() - began

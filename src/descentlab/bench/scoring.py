@@ -75,8 +75,9 @@ def _time(row: Mapping[str, Any], measure: str) -> float:
     return float(value) if row["status"] == "reached" else math.inf
 
 
-def study_bests(rows: Iterable[Mapping[str, Any]], ruleset: str = "external",
-                measure: str = "steps") -> dict[tuple[str, str], list[float]]:
+def study_bests(
+    rows: Iterable[Mapping[str, Any]], ruleset: str = "external", measure: str = "steps"
+) -> dict[tuple[str, str], list[float]]:
     """``{(workload, optimizer): [best time of study 0, study 1, …]}``; for ``self`` only the
     default configuration (trial 0) counts."""
     if measure not in MEASURES:
@@ -91,8 +92,9 @@ def study_bests(rows: Iterable[Mapping[str, Any]], ruleset: str = "external",
     return {key: [studies[s] for s in sorted(studies)] for key, studies in by_study.items()}
 
 
-def workload_times(rows: Iterable[Mapping[str, Any]], ruleset: str = "external",
-                   measure: str = "steps") -> dict[str, dict[str, float]]:
+def workload_times(
+    rows: Iterable[Mapping[str, Any]], ruleset: str = "external", measure: str = "steps"
+) -> dict[str, dict[str, float]]:
     """``{optimizer: {workload: median over studies of the study's best time}}``."""
     table: dict[str, dict[str, float]] = defaultdict(dict)
     for (workload, optimizer), bests in study_bests(rows, ruleset, measure).items():
@@ -107,16 +109,19 @@ def _workloads(times: Table) -> list[str]:
     return names
 
 
-def performance_ratios(times: Table, r_max: float = R_MAX,
-                       variants: Mapping[str, str] | None = None) -> dict[str, dict[str, float]]:
+def performance_ratios(
+    times: Table, r_max: float = R_MAX, variants: Mapping[str, str] | None = None
+) -> dict[str, dict[str, float]]:
     """``r_{s,w} = t_{s,w} / min_s' t_{s',w}``, ∞ for misses and above ``r_max``.
 
     ``variants`` maps held-out variant workloads to their base (AlgoPerf): a variant's time counts only
     when the base was reached; times above ``r_max`` × the fastest become ∞; a base's time counts only
     when its variant was reached; then only the base workloads are kept.
     """
-    table = {s: {w: (math.inf if t is None or math.isnan(t) else float(t)) for w, t in row.items()}
-             for s, row in times.items()}
+    table = {
+        s: {w: (math.inf if t is None or math.isnan(t) else float(t)) for w, t in row.items()}
+        for s, row in times.items()
+    }
     names = _workloads(table)
     for row in table.values():
         for w in names:
@@ -137,12 +142,15 @@ def performance_ratios(times: Table, r_max: float = R_MAX,
                 row[base] = math.inf
     kept = [w for w in names if w not in variants]
     best = {w: min(row[w] for row in table.values()) for w in kept}
-    return {s: {w: (row[w] / best[w] if math.isfinite(row[w]) else math.inf) for w in kept}
-            for s, row in table.items()}
+    return {
+        s: {w: (row[w] / best[w] if math.isfinite(row[w]) else math.inf) for w in kept}
+        for s, row in table.items()
+    }
 
 
-def performance_profile(times: Table, taus: Sequence[float], r_max: float = R_MAX,
-                        variants: Mapping[str, str] | None = None) -> dict[str, list[float]]:
+def performance_profile(
+    times: Table, taus: Sequence[float], r_max: float = R_MAX, variants: Mapping[str, str] | None = None
+) -> dict[str, list[float]]:
     """``{optimizer: [ρ(τ) for τ in taus]}``: the fraction of workloads within a factor τ of the best."""
     ratios = performance_ratios(times, r_max, variants)
     result = {}
@@ -152,8 +160,9 @@ def performance_profile(times: Table, taus: Sequence[float], r_max: float = R_MA
     return result
 
 
-def benchmark_score(times: Table, r_max: float = R_MAX, grid: int | None = None,
-                    variants: Mapping[str, str] | None = None) -> dict[str, float]:
+def benchmark_score(
+    times: Table, r_max: float = R_MAX, grid: int | None = None, variants: Mapping[str, str] | None = None
+) -> dict[str, float]:
     """``B_s``: the normalised area under ρ_s on ``[1, r_max]`` — exact, or AlgoPerf's trapezoid on
     ``grid`` points."""
     if r_max <= 1:
@@ -163,8 +172,14 @@ def benchmark_score(times: Table, r_max: float = R_MAX, grid: int | None = None,
         profile = performance_profile(times, list(taus), r_max, variants)
         return {s: float(np.trapezoid(values, taus) / (r_max - 1)) for s, values in profile.items()}
     ratios = performance_ratios(times, r_max, variants)
-    return {s: (sum(max(0.0, r_max - r) for r in row.values() if math.isfinite(r)) / ((r_max - 1) * len(row))
-                if row else 0.0) for s, row in ratios.items()}
+    return {
+        s: (
+            sum(max(0.0, r_max - r) for r in row.values() if math.isfinite(r)) / ((r_max - 1) * len(row))
+            if row
+            else 0.0
+        )
+        for s, row in ratios.items()
+    }
 
 
 def speedups(times: Table, reference: str) -> dict[str, dict[str, float]]:
@@ -174,9 +189,14 @@ def speedups(times: Table, reference: str) -> dict[str, dict[str, float]]:
         return {}
     result = {}
     for s, row in times.items():
-        shared = [w for w in row if math.isfinite(row[w]) and math.isfinite(times[reference].get(w, math.inf))]
+        shared = [
+            w for w in row if math.isfinite(row[w]) and math.isfinite(times[reference].get(w, math.inf))
+        ]
         logs = [math.log(times[reference][w] / row[w]) for w in shared]
-        result[s] = {"speedup": math.exp(sum(logs) / len(logs)) if logs else math.nan, "workloads": len(shared)}
+        result[s] = {
+            "speedup": math.exp(sum(logs) / len(logs)) if logs else math.nan,
+            "workloads": len(shared),
+        }
     return result
 
 
@@ -213,8 +233,12 @@ def _finite(x: float) -> float | None:
     return float(x) if math.isfinite(x) else None
 
 
-def summarise(rows: Sequence[Mapping[str, Any]], reference: str = "adamw", rulesets: Sequence[str] = ("external",
-              "self"), taus: Sequence[float] | None = None) -> dict[str, Any]:
+def summarise(
+    rows: Sequence[Mapping[str, Any]],
+    reference: str = "adamw",
+    rulesets: Sequence[str] = ("external", "self"),
+    taus: Sequence[float] | None = None,
+) -> dict[str, Any]:
     """``summary.json``'s scores: per ruleset and measure, per workload and optimizer the median and
     IQR of the studies' best times and ``k/n reached target``; the performance profile, the score B
     and the geometric-mean speed-up over ``reference``. ∞ is written as ``null``."""
@@ -232,8 +256,12 @@ def summarise(rows: Sequence[Mapping[str, Any]], reference: str = "adamw", rules
                 median, q1, q3 = median_iqr(values)
                 reached = sum(1 for v in values if math.isfinite(v))
                 cells.setdefault(workload, {})[optimizer] = {
-                    "median": _finite(median), "q1": _finite(q1), "q3": _finite(q3),
-                    "reached": reached, "studies": len(values), "label": f"{reached}/{len(values)} reached target",
+                    "median": _finite(median),
+                    "q1": _finite(q1),
+                    "q3": _finite(q3),
+                    "reached": reached,
+                    "studies": len(values),
+                    "label": f"{reached}/{len(values)} reached target",
                 }
             profile = performance_profile(times, taus)
             score = benchmark_score(times)
@@ -241,8 +269,10 @@ def summarise(rows: Sequence[Mapping[str, Any]], reference: str = "adamw", rules
                 "workloads": cells,
                 "profile": profile,
                 "score": score,
-                "speedup_vs_reference": {s: {"speedup": _finite(v["speedup"]), "workloads": v["workloads"]}
-                                         for s, v in speedups(times, reference).items()},
+                "speedup_vs_reference": {
+                    s: {"speedup": _finite(v["speedup"]), "workloads": v["workloads"]}
+                    for s, v in speedups(times, reference).items()
+                },
             }
         summary["rulesets"][ruleset] = entry
     return summary
@@ -262,8 +292,10 @@ def read_times(path) -> dict[str, dict[str, float]]:
     except OSError as error:
         raise ValueError(f"cannot read {str(path)!r}: {error.strerror}") from None
     if len(records) < 2 or len(records[0]) < 2:
-        raise ValueError(f"{str(path)!r} has no table: expected a header of names and workloads, then one row per "
-                         "optimizer")
+        raise ValueError(
+            f"{str(path)!r} has no table: expected a header of names and workloads, then one row per "
+            "optimizer"
+        )
     header = records[0]
     if {"workload", "optimizer", "ruleset", "status", "steps_to_target"} <= set(header):
         rows = [dict(zip(header, r)) for r in records[1:] if r]

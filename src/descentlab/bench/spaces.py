@@ -95,8 +95,21 @@ def _registry() -> dict[str, type]:
     from .. import optim
     from ..second_order import LBFGS, NonlinearCG
 
-    names = ["sgd", "heavyball", "adam", "adamw", "nadam", "adamax", "rmsprop", "adagrad", "adadelta",
-             "rprop", "asgd", "lion", "deltabardelta"]
+    names = [
+        "sgd",
+        "heavyball",
+        "adam",
+        "adamw",
+        "nadam",
+        "adamax",
+        "rmsprop",
+        "adagrad",
+        "adadelta",
+        "rprop",
+        "asgd",
+        "lion",
+        "deltabardelta",
+    ]
     classes = {cls.__name__.lower(): cls for cls in vars(optim).values() if isinstance(cls, type)}
     registry = {name: classes[name] for name in names}
     registry["torch.adam"] = torch.optim.Adam
@@ -108,9 +121,25 @@ def _registry() -> dict[str, type]:
 
 #: every optimizer the benchmark knows: descentlab's first-order optimizers, torch's Adam and SGD as
 #: reference rows, and two closure solvers (L-BFGS, nonlinear CG) for the full-batch workloads
-OPTIMIZERS: tuple[str, ...] = ("sgd", "heavyball", "adam", "adamw", "nadam", "adamax", "rmsprop", "adagrad",
-                               "adadelta", "rprop", "asgd", "lion", "deltabardelta", "torch.adam",
-                               "torch.sgd", "lbfgs", "nonlinearcg")
+OPTIMIZERS: tuple[str, ...] = (
+    "sgd",
+    "heavyball",
+    "adam",
+    "adamw",
+    "nadam",
+    "adamax",
+    "rmsprop",
+    "adagrad",
+    "adadelta",
+    "rprop",
+    "asgd",
+    "lion",
+    "deltabardelta",
+    "torch.adam",
+    "torch.sgd",
+    "lbfgs",
+    "nonlinearcg",
+)
 QUICK_OPTIMIZERS = ("adamw", "adam", "nadam", "sgd", "heavyball", "rmsprop")
 FULL_OPTIMIZERS = OPTIMIZERS
 #: AlgoPerf's target-setting baselines: AdamW, NAdam, Nesterov SGD and heavy ball
@@ -120,8 +149,9 @@ TARGET_SETTERS = ("adamw", "nadam", "sgd-nesterov", "heavyball")
 def optimizer_class(name: str) -> type:
     registry = _registry()
     if name not in registry:
-        raise ValueError(f"unknown optimizer {name!r}; {closest(name, list(registry))}valid: "
-                         f"{', '.join(OPTIMIZERS)}")
+        raise ValueError(
+            f"unknown optimizer {name!r}; {closest(name, list(registry))}valid: {', '.join(OPTIMIZERS)}"
+        )
     return registry[name]
 
 
@@ -260,8 +290,9 @@ class Dimension:
             text = f"log-uniform in [{ends[0]:.3g}, {ends[1]:.3g}]"
         else:
             where = f"{self.anchor:g} − x" if self.sign < 0 else f"x − {self.anchor:g}"
-            text = (f"[{ends[0]:.6g}, {ends[1]:.6g}] ({where} log-uniform in "
-                    f"[{self.low:.3g}, {self.high:.3g}])")
+            text = (
+                f"[{ends[0]:.6g}, {ends[1]:.6g}] ({where} log-uniform in [{self.low:.3g}, {self.high:.3g}])"
+            )
         if self.kind == "off-or-log-gap":
             text = f"{self.default!r} (half the draws) or {text}"
         return text
@@ -291,8 +322,9 @@ class SearchSpace:
 
     def configuration(self, u: Sequence[float], schedule: str) -> dict[str, Any]:
         if len(u) != len(self.dimensions):
-            raise ValueError(f"a point of the {self.optimizer} space has {len(self.dimensions)} "
-                             f"coordinates, got {len(u)}")
+            raise ValueError(
+                f"a point of the {self.optimizer} space has {len(self.dimensions)} coordinates, got {len(u)}"
+            )
         config = {d.name: d.value(float(x)) for d, x in zip(self.dimensions, u)}
         config["schedule"] = schedule
         return config
@@ -349,8 +381,12 @@ def _dimension(name: str, key: str, default: Any, index: int | None) -> Dimensio
         return None
     low, high, low_open, high_open = _domain(name, key, index)
     domain = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-    if isinstance(default, int) and not isinstance(default, bool) and default >= 1 and not _accepts(
-            name, key, default + 0.5, index):
+    if (
+        isinstance(default, int)
+        and not isinstance(default, bool)
+        and default >= 1
+        and not _accepts(name, key, default + 0.5, index)
+    ):
         lo = max(1, math.ceil(default / 4), int(low) + (1 if low_open else 0))
         return Dimension(label, "int", default, integer_low=lo, integer_high=4 * default, domain=domain)
     d = float(default)
@@ -359,11 +395,27 @@ def _dimension(name: str, key: str, default: Any, index: int | None) -> Dimensio
     on_low, on_high = d == low, d == high
     if on_low or on_high:
         if math.isinf(width):
-            return Dimension(label, "off-or-log-gap", default, OFF_RANGE[0], OFF_RANGE[1], anchor=d,
-                             sign=1 if on_low else -1, domain=domain)
+            return Dimension(
+                label,
+                "off-or-log-gap",
+                default,
+                OFF_RANGE[0],
+                OFF_RANGE[1],
+                anchor=d,
+                sign=1 if on_low else -1,
+                domain=domain,
+            )
         far, sign = (high, -1) if on_low else (low, 1)
-        return Dimension(label, "off-or-log-gap", default, width / 100, width * (1 - 1e-9), anchor=far,
-                         sign=sign, domain=domain)
+        return Dimension(
+            label,
+            "off-or-log-gap",
+            default,
+            width / 100,
+            width * (1 - 1e-9),
+            anchor=far,
+            sign=sign,
+            domain=domain,
+        )
     gap_low, gap_high = d - low, high - d
     if gap_high < gap_low:
         anchor, sign, gap = high, -1, gap_high
@@ -374,8 +426,9 @@ def _dimension(name: str, key: str, default: Any, index: int | None) -> Dimensio
     top = min(gap * 10**decades, width)
     if top >= width and (high_open if sign > 0 else low_open):
         top = width * (1 - 1e-9)
-    return Dimension(label, "log-gap", default, gap / 10**decades, top, anchor=anchor, sign=sign,
-                     domain=domain)
+    return Dimension(
+        label, "log-gap", default, gap / 10**decades, top, anchor=anchor, sign=sign, domain=domain
+    )
 
 
 _SPACES: dict[str, SearchSpace] = {}
@@ -400,7 +453,9 @@ def search_space(name: str) -> SearchSpace:
             dimension = _dimension(name, key, value, index)
             if dimension is None:
                 fixed[key if index is None else f"{key}[{index}]"] = (
-                    value, "fixed: the optimizer declares no numeric range")
+                    value,
+                    "fixed: the optimizer declares no numeric range",
+                )
             else:
                 dimensions.append(dimension)
     full_defaults = {d.name: d.default for d in dimensions}
@@ -409,8 +464,9 @@ def search_space(name: str) -> SearchSpace:
     return space
 
 
-def sobol_configurations(space: SearchSpace, count: int, seed: int, schedule: str,
-                         max_draws: int | None = None) -> list[tuple[list[float], dict[str, Any]]]:
+def sobol_configurations(
+    space: SearchSpace, count: int, seed: int, schedule: str, max_draws: int | None = None
+) -> list[tuple[list[float], dict[str, Any]]]:
     """``count`` valid configurations from a scrambled Sobol' sequence seeded by ``seed``: (u, config)
     pairs, in sequence order, skipping points the optimizer rejects."""
     from scipy.stats import qmc
@@ -425,8 +481,10 @@ def sobol_configurations(space: SearchSpace, count: int, seed: int, schedule: st
         warnings.filterwarnings("ignore", message=".*balance properties of Sobol.*")
         while len(chosen) < count:
             if drawn >= limit:
-                raise ValueError(f"{space.optimizer}: only {len(chosen)} of {drawn} Sobol' points are valid "
-                                 "configurations; its search space is mostly invalid")
+                raise ValueError(
+                    f"{space.optimizer}: only {len(chosen)} of {drawn} Sobol' points are valid "
+                    "configurations; its search space is mostly invalid"
+                )
             u = [float(x) for x in sampler.random(1)[0]]
             drawn += 1
             config = space.configuration(u, schedule)

@@ -94,27 +94,42 @@ class RunOptions:
     reference: str = "adamw"
 
     @classmethod
-    def make(cls, *, tier: str = "quick", workloads: Sequence[str] | None = None,
-             optimizers: Sequence[str] | None = None, rulesets: Sequence[str] = ("external", "self"),
-             studies: int = 3, trials: int = 4, seed: int = 0, schedule: str = "warmup-cosine",
-             reference: str = "adamw") -> RunOptions:
+    def make(
+        cls,
+        *,
+        tier: str = "quick",
+        workloads: Sequence[str] | None = None,
+        optimizers: Sequence[str] | None = None,
+        rulesets: Sequence[str] = ("external", "self"),
+        studies: int = 3,
+        trials: int = 4,
+        seed: int = 0,
+        schedule: str = "warmup-cosine",
+        reference: str = "adamw",
+    ) -> RunOptions:
         """Checked options: every name known (with a suggestion otherwise), every count ≥ 1."""
         if tier not in TIERS:
             raise BenchError(f"--tier must be one of {', '.join(TIERS)}, got {tier!r}")
         names = list(workloads) if workloads else [w.name for w in tier_workloads(tier)]
         for name in names:
             if name not in WORKLOADS:
-                raise BenchError(f"unknown workload {name!r}; {closest(name, list(WORKLOADS))}valid: "
-                                 f"{', '.join(WORKLOADS)}")
+                raise BenchError(
+                    f"unknown workload {name!r}; {closest(name, list(WORKLOADS))}valid: "
+                    f"{', '.join(WORKLOADS)}"
+                )
         chosen = list(optimizers) if optimizers else list(QUICK_OPTIMIZERS if tier == "quick" else OPTIMIZERS)
         for name in chosen:
             if name not in OPTIMIZERS:
-                raise BenchError(f"unknown optimizer {name!r}; {closest(name, list(OPTIMIZERS))}valid: "
-                                 f"{', '.join(OPTIMIZERS)}")
+                raise BenchError(
+                    f"unknown optimizer {name!r}; {closest(name, list(OPTIMIZERS))}valid: "
+                    f"{', '.join(OPTIMIZERS)}"
+                )
         for ruleset in rulesets:
             if ruleset not in RULESETS:
-                raise BenchError(f"unknown ruleset {ruleset!r}; {closest(ruleset, list(RULESETS))}valid: "
-                                 f"{', '.join(RULESETS)}")
+                raise BenchError(
+                    f"unknown ruleset {ruleset!r}; {closest(ruleset, list(RULESETS))}valid: "
+                    f"{', '.join(RULESETS)}"
+                )
         for label, value in (("--studies", studies), ("--trials", trials)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise BenchError(f"{label} must be an integer ≥ 1, got {value!r}")
@@ -123,14 +138,25 @@ class RunOptions:
         if schedule not in SCHEDULES:
             raise BenchError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
         if reference not in OPTIMIZERS:
-            raise BenchError(f"unknown reference optimizer {reference!r}; "
-                             f"{closest(reference, list(OPTIMIZERS))}valid: {', '.join(OPTIMIZERS)}")
+            raise BenchError(
+                f"unknown reference optimizer {reference!r}; "
+                f"{closest(reference, list(OPTIMIZERS))}valid: {', '.join(OPTIMIZERS)}"
+            )
         for name in names:
             reason = get_workload(name).why_unavailable()
             if reason is not None and workloads:
                 raise BenchError(f"workload {name!r} cannot run here: {reason}")
-        return cls(tier, tuple(dict.fromkeys(names)), tuple(dict.fromkeys(chosen)),
-                   tuple(dict.fromkeys(rulesets)), studies, trials, seed, schedule, reference)
+        return cls(
+            tier,
+            tuple(dict.fromkeys(names)),
+            tuple(dict.fromkeys(chosen)),
+            tuple(dict.fromkeys(rulesets)),
+            studies,
+            trials,
+            seed,
+            schedule,
+            reference,
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -184,8 +210,9 @@ def plan(options: RunOptions, workloads: Sequence[str]) -> list[TrialSpec]:
                 specs.append(TrialSpec(w, o, "self", s, 0, data_seed(options.seed, s, 0), config))
                 if o == "adam":  # the notes' other two starting points, for the report's claim
                     for t, lr in enumerate(NOTES_ADAM_LRS[1:], start=1):
-                        specs.append(TrialSpec(w, o, "self", s, t, data_seed(options.seed, s, 0),
-                                               {**config, "lr": lr}))
+                        specs.append(
+                            TrialSpec(w, o, "self", s, t, data_seed(options.seed, s, 0), {**config, "lr": lr})
+                        )
     return specs
 
 
@@ -197,8 +224,13 @@ def _versions() -> dict[str, str]:
 
     from .. import __version__
 
-    return {"descentlab": __version__, "torch": torch.__version__, "optuna": optuna.__version__,
-            "numpy": numpy.__version__, "python": platform.python_version()}
+    return {
+        "descentlab": __version__,
+        "torch": torch.__version__,
+        "optuna": optuna.__version__,
+        "numpy": numpy.__version__,
+        "python": platform.python_version(),
+    }
 
 
 @dataclass
@@ -228,10 +260,13 @@ class RunDirectory:
             saved = RunOptions.from_json(existing.manifest["options"])
             if saved != options:
                 different = [k for k in options.to_json() if saved.to_json()[k] != options.to_json()[k]]
-                shown = "; ".join(f"{k}: saved {saved.to_json()[k]!r}, now {options.to_json()[k]!r}"
-                                  for k in different)
-                raise BenchError(f"{str(directory)!r} holds a run with other options ({shown}); use another "
-                                 f"--out, or `descentlab bench resume {directory}` to finish that run")
+                shown = "; ".join(
+                    f"{k}: saved {saved.to_json()[k]!r}, now {options.to_json()[k]!r}" for k in different
+                )
+                raise BenchError(
+                    f"{str(directory)!r} holds a run with other options ({shown}); use another "
+                    f"--out, or `descentlab bench resume {directory}` to finish that run"
+                )
             return existing, True
         _check_writable(directory)
         return RunDirectory(directory), False
@@ -247,23 +282,36 @@ class RunDirectory:
             raise BenchError(f"{str(directory)!r} is not a directory")
         manifest_path = directory / "run.json"
         if not manifest_path.is_file():
-            raise BenchError(f"{str(directory)!r} is not a descentlab bench run (no run.json); it was left "
-                             "untouched")
+            raise BenchError(
+                f"{str(directory)!r} is not a descentlab bench run (no run.json); it was left untouched"
+            )
         try:
             manifest = json.loads(manifest_path.read_text("utf-8"))
         except (OSError, ValueError) as error:
-            raise BenchError(f"{str(manifest_path)!r} cannot be read ({error}); it was left untouched") from None
+            raise BenchError(
+                f"{str(manifest_path)!r} cannot be read ({error}); it was left untouched"
+            ) from None
         if not isinstance(manifest, dict) or manifest.get("format") != RUN_FORMAT:
-            raise BenchError(f"{str(manifest_path)!r} is not a descentlab bench manifest ({RUN_FORMAT}); it "
-                             "was left untouched")
+            raise BenchError(
+                f"{str(manifest_path)!r} is not a descentlab bench manifest ({RUN_FORMAT}); it "
+                "was left untouched"
+            )
         made_by = manifest.get("versions", {}).get("descentlab")
         if made_by != __version__:
-            raise BenchError(f"{str(directory)!r} was made by descentlab {made_by}, this is {__version__}: "
-                             "resume or report it with that version, or start a new run")
+            raise BenchError(
+                f"{str(directory)!r} was made by descentlab {made_by}, this is {__version__}: "
+                "resume or report it with that version, or start a new run"
+            )
         return RunDirectory(directory, manifest)
 
-    def write_manifest(self, options: RunOptions, command: str, workloads: Sequence[str],
-                       skipped: dict[str, str], hashes: dict[str, str]) -> None:
+    def write_manifest(
+        self,
+        options: RunOptions,
+        command: str,
+        workloads: Sequence[str],
+        skipped: dict[str, str],
+        hashes: dict[str, str],
+    ) -> None:
         import torch
 
         self.path.mkdir(parents=True, exist_ok=True)
@@ -275,8 +323,12 @@ class RunDirectory:
             "skipped": skipped,
             "data_sha256": hashes,
             "versions": _versions(),
-            "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "platform": platform.platform(),
-                        "torch_threads_per_trial": 1},
+            "machine": {
+                "cpu": _cpu_name(),
+                "cores": os.cpu_count(),
+                "platform": platform.platform(),
+                "torch_threads_per_trial": 1,
+            },
             "git_commit": _git_commit(),
             "targets_version": _targets_version(),
         }
@@ -292,8 +344,10 @@ class RunDirectory:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise BenchError(f"{str(self.path)!r} is being run by another process (its lock is held); "
-                                 "wait for it to finish") from None
+                raise BenchError(
+                    f"{str(self.path)!r} is being run by another process (its lock is held); "
+                    "wait for it to finish"
+                ) from None
             yield
         finally:
             handle.close()
@@ -314,7 +368,9 @@ def _check_writable(directory: Path) -> None:
         os.close(handle)
         os.unlink(name)
     except OSError as error:
-        raise BenchError(f"--out {str(directory)!r} cannot be written ({str(probe)!r}: {error.strerror})") from None
+        raise BenchError(
+            f"--out {str(directory)!r} cannot be written ({str(probe)!r}: {error.strerror})"
+        ) from None
 
 
 def _cpu_name() -> str:
@@ -330,15 +386,25 @@ def _git_commit() -> str | None:
 
     root = Path(__file__).resolve().parents[3]
     try:
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=5, check=False)
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     commit = out.stdout.strip()
     if out.returncode != 0 or not commit:
         return None
-    dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True, timeout=5, check=False).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+        timeout=5,
+        check=False,
+    ).stdout.strip()
     return commit + ("-dirty" if dirty else "")
 
 
@@ -377,9 +443,13 @@ def _storage(url: str):
                 return super().set_trial_state_values(trial_id, state, values)
 
     lock_path = url.removeprefix("sqlite:///") + ".lock"
-    return SerialisedStates(url, engine_kwargs={"connect_args": {"timeout": 60}},
-                            heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
-                            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3))
+    return SerialisedStates(
+        url,
+        engine_kwargs={"connect_args": {"timeout": 60}},
+        heartbeat_interval=HEARTBEAT_SECONDS,
+        grace_period=GRACE_SECONDS,
+        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
+    )
 
 
 def _study(url: str, name: str = STUDY_NAME, create: bool = False, sampler=None, pruner=None):
@@ -387,16 +457,18 @@ def _study(url: str, name: str = STUDY_NAME, create: bool = False, sampler=None,
 
     storage = _storage(url)
     if create:
-        return optuna.create_study(storage=storage, study_name=name, load_if_exists=True, sampler=sampler,
-                                   pruner=pruner)
+        return optuna.create_study(
+            storage=storage, study_name=name, load_if_exists=True, sampler=sampler, pruner=pruner
+        )
     return optuna.load_study(storage=storage, study_name=name, sampler=sampler, pruner=pruner)
 
 
 def load_trials(url: str, name: str = STUDY_NAME) -> list[Any]:
     """Every trial of the run's study (frozen, any state)."""
     with _quiet_optuna() as optuna:
-        storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}},
-                                             skip_compatibility_check=False)
+        storage = optuna.storages.RDBStorage(
+            url, engine_kwargs={"connect_args": {"timeout": 60}}, skip_compatibility_check=False
+        )
         try:
             study = optuna.load_study(storage=storage, study_name=name)
         except KeyError:
@@ -414,9 +486,16 @@ def _objective_value(result: TrialResult) -> float:
 
 
 def _summary(spec: TrialSpec, result: TrialResult) -> dict[str, Any]:
-    return {"key": spec.key, "workload": spec.workload, "optimizer": spec.optimizer, "ruleset": spec.ruleset,
-            "status": result.status, "steps_to_target": result.steps_to_target, "best": result.best_metric,
-            "error": result.error}
+    return {
+        "key": spec.key,
+        "workload": spec.workload,
+        "optimizer": spec.optimizer,
+        "ruleset": spec.ruleset,
+        "status": result.status,
+        "steps_to_target": result.steps_to_target,
+        "best": result.best_metric,
+        "error": result.error,
+    }
 
 
 def _queue_objective(report: Callable[[dict[str, Any]], None]):
@@ -475,22 +554,38 @@ def _fail_stale(study, wait: bool) -> int:
     return len(running)
 
 
-def execute(directory: RunDirectory, specs: Sequence[TrialSpec], jobs: int,
-            progress: Callable[[dict[str, Any]], None] | None = None,
-            started: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+def execute(
+    directory: RunDirectory,
+    specs: Sequence[TrialSpec],
+    jobs: int,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+    started: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
     """Enqueue the specs not yet in the study, re-enqueue killed trials, run every waiting trial with
     ``jobs`` workers. Returns counts: ``done_before``, ``ran``, ``requeued``, ``failed_workers``."""
     jobs = check_int("jobs", jobs)
     report = progress or (lambda _: None)
     with _quiet_optuna() as optuna:
         study = _study(directory.url, create=True)
-        known = {t.user_attrs["spec"]["workload"] + "/" + t.user_attrs["spec"]["optimizer"] + "/"
-                 + t.user_attrs["spec"]["ruleset"] + "/" + str(t.user_attrs["spec"]["study"]) + "/"
-                 + str(t.user_attrs["spec"]["trial"])
-                 for t in study.get_trials(deepcopy=False) if "spec" in t.user_attrs}
+        known = {
+            t.user_attrs["spec"]["workload"]
+            + "/"
+            + t.user_attrs["spec"]["optimizer"]
+            + "/"
+            + t.user_attrs["spec"]["ruleset"]
+            + "/"
+            + str(t.user_attrs["spec"]["study"])
+            + "/"
+            + str(t.user_attrs["spec"]["trial"])
+            for t in study.get_trials(deepcopy=False)
+            if "spec" in t.user_attrs
+        }
         requeued = _fail_stale(study, wait=True)
-        done_before = sum(1 for t in study.get_trials(deepcopy=False)
-                          if t.state == optuna.trial.TrialState.COMPLETE and "result" in t.user_attrs)
+        done_before = sum(
+            1
+            for t in study.get_trials(deepcopy=False)
+            if t.state == optuna.trial.TrialState.COMPLETE and "result" in t.user_attrs
+        )
         for spec in specs:
             if spec.key not in known:
                 study.enqueue_trial({}, user_attrs={"key": spec.key, "spec": spec.to_json()})
@@ -511,8 +606,13 @@ def execute(directory: RunDirectory, specs: Sequence[TrialSpec], jobs: int,
             shares = [waiting // jobs + (1 if i < waiting % jobs else 0) for i in range(jobs)]
             failed_workers = _run_workers([["queue", directory.url, str(n)] for n in shares if n], report)
         left, running = _pending_counts(study)
-    return {"done_before": done_before, "ran": waiting - left, "requeued": requeued,
-            "failed_workers": failed_workers, "left": left + running}
+    return {
+        "done_before": done_before,
+        "ran": waiting - left,
+        "requeued": requeued,
+        "failed_workers": failed_workers,
+        "left": left + running,
+    }
 
 
 def _run_workers(arguments: list[list[str]], report: Callable[[dict[str, Any]], None]) -> int:
@@ -521,8 +621,15 @@ def _run_workers(arguments: list[list[str]], report: Callable[[dict[str, Any]], 
     import selectors
     import subprocess
 
-    workers = [subprocess.Popen([sys.executable, "-m", "descentlab.bench._worker", str(os.getpid()), *args],
-                                stdout=subprocess.PIPE, text=True, bufsize=1) for args in arguments]
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "descentlab.bench._worker", str(os.getpid()), *args],
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
+        for args in arguments
+    ]
     selector = selectors.DefaultSelector()
     for worker in workers:
         selector.register(worker.stdout, selectors.EVENT_READ)
@@ -552,8 +659,14 @@ def explore_study_name(workload: str, optimizer: str) -> str:
     return f"explore/{workload}/{optimizer}"
 
 
-def _explore(url: str, names: list[str], count: int, report: Callable[[dict[str, Any]], None], seed: int,
-             schedule: str = "warmup-cosine") -> None:
+def _explore(
+    url: str,
+    names: list[str],
+    count: int,
+    report: Callable[[dict[str, Any]], None],
+    seed: int,
+    schedule: str = "warmup-cosine",
+) -> None:
     import optuna
 
     from .runner import Pruned
@@ -561,8 +674,13 @@ def _explore(url: str, names: list[str], count: int, report: Callable[[dict[str,
     for name in names:
         _, workload, optimizer = name.split("/")
         sampler = optuna.samplers.TPESampler(seed=stable_seed(name, seed), n_startup_trials=min(5, count))
-        study = _study(url, name, create=True, sampler=sampler, pruner=optuna.pruners.MedianPruner(
-            n_startup_trials=3, n_warmup_steps=0))
+        study = _study(
+            url,
+            name,
+            create=True,
+            sampler=sampler,
+            pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0),
+        )
         _fail_stale(study, wait=True)
         done = sum(1 for t in study.get_trials(deepcopy=False) if t.state.is_finished())
         remaining = count - done
@@ -573,8 +691,16 @@ def _explore(url: str, names: list[str], count: int, report: Callable[[dict[str,
 
         def objective(trial, workload=workload, optimizer=optimizer, space=space, mode=mode):
             u = [trial.suggest_float(d.name, 0.0, 1.0) for d in space.dimensions]
-            spec = TrialSpec(workload, optimizer, "explore", 0, trial.number,
-                             data_seed(seed, 0, trial.number), space.configuration(u, schedule), u)
+            spec = TrialSpec(
+                workload,
+                optimizer,
+                "explore",
+                0,
+                trial.number,
+                data_seed(seed, 0, trial.number),
+                space.configuration(u, schedule),
+                u,
+            )
             trial.set_user_attr("key", spec.key)
             trial.set_user_attr("spec", spec.to_json())
 
@@ -594,8 +720,13 @@ def _explore(url: str, names: list[str], count: int, report: Callable[[dict[str,
         study.optimize(objective, n_trials=remaining, gc_after_trial=False)
 
 
-def run_explore(directory: RunDirectory, workloads: Sequence[str], options: RunOptions, jobs: int,
-                progress: Callable[[dict[str, Any]], None] | None = None) -> None:
+def run_explore(
+    directory: RunDirectory,
+    workloads: Sequence[str],
+    options: RunOptions,
+    jobs: int,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+) -> None:
     names = [explore_study_name(w, o) for w in workloads for o in options.optimizers if applies(w, o)]
     count = options.studies * options.trials
     report = progress or (lambda _: None)
@@ -604,5 +735,11 @@ def run_explore(directory: RunDirectory, workloads: Sequence[str], options: RunO
             _explore(directory.url, names, count, report, options.seed, options.schedule)
         else:
             groups = [names[i::jobs] for i in range(jobs)]
-            _run_workers([["explore", directory.url, str(count), str(options.seed), options.schedule, *group]
-                          for group in groups if group], report)
+            _run_workers(
+                [
+                    ["explore", directory.url, str(count), str(options.seed), options.schedule, *group]
+                    for group in groups
+                    if group
+                ],
+                report,
+            )

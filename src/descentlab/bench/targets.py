@@ -27,7 +27,7 @@ from .runner import TrialResult, TrialSpec
 from .scoring import quantile
 from .spaces import TARGET_SETTERS, search_space, sobol_configurations, stable_seed
 from .storage import RunDirectory, data_seed, execute, load_trials
-from .workloads import get_workload, logistic_f_star, targets_registry
+from .workloads import decoded, get_workload, logistic_f_star, targets_registry
 
 __all__ = ["set_targets", "TUNED", "TARGET_FRACTION"]
 
@@ -42,22 +42,43 @@ def _budget(name: str) -> int:
     return steps - steps % workload.eval_every
 
 
-def set_targets(workloads: Sequence[str], work: str | Path, *, configurations: int = 32, seeds: int = 5,
-                jobs: int = 1, seed: int = 0, progress: Callable[[dict[str, Any]], None] | None = None,
-                write: bool = True) -> dict[str, Any]:
+def set_targets(
+    workloads: Sequence[str],
+    work: str | Path,
+    *,
+    configurations: int = 32,
+    seeds: int = 5,
+    jobs: int = 1,
+    seed: int = 0,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+    write: bool = True,
+) -> dict[str, Any]:
     """Run the procedure for ``workloads`` (trials stored in ``work/study.db``, so it resumes) and return
     the new registry; ``write`` also replaces the package's ``targets.json``."""
     directory = RunDirectory(Path(work))
     directory.path.mkdir(parents=True, exist_ok=True)
-    optimizers = {w: (TUNED if get_workload(w).metric == "suboptimality" else TARGET_SETTERS + TUNED)
-                  for w in workloads}
+    registry = json.loads(json.dumps(targets_registry()))
+    changed = False
+    for w in workloads:  # the data are what they are: record their hash first (the workers check it)
+        digest = decoded(w)[2]
+        record = registry["workloads"].setdefault(w, {"target": math.nan, "source": "not set yet"})
+        changed |= record.get("data_sha256") != digest
+        record["data_sha256"] = digest
+    if changed:
+        _write(registry)
+    optimizers = {
+        w: (TUNED if get_workload(w).metric == "suboptimality" else TARGET_SETTERS + TUNED) for w in workloads
+    }
     search = []
     for w in workloads:
         for o in optimizers[w]:
-            points = sobol_configurations(search_space(o), configurations, stable_seed("targets", w, o, seed),
-                                          "warmup-cosine")
-            search += [TrialSpec(w, o, "targets", 0, i, data_seed(seed, 0, i), config, u, _budget(w))
-                       for i, (u, config) in enumerate(points)]
+            points = sobol_configurations(
+                search_space(o), configurations, stable_seed("targets", w, o, seed), "warmup-cosine"
+            )
+            search += [
+                TrialSpec(w, o, "targets", 0, i, data_seed(seed, 0, i), config, u, _budget(w))
+                for i, (u, config) in enumerate(points)
+            ]
     with directory.locked():
         execute(directory, search, jobs, progress)
         done = _results(directory)
@@ -66,47 +87,81 @@ def set_targets(workloads: Sequence[str], work: str | Path, *, configurations: i
         for w in workloads:
             workload = get_workload(w)
             for o in optimizers[w]:
-                pool = [(spec, result) for spec, result in done.values()
-                        if spec.workload == w and spec.optimizer == o and spec.ruleset == "targets"]
+                pool = [
+                    (spec, result)
+                    for spec, result in done.values()
+                    if spec.workload == w and spec.optimizer == o and spec.ruleset == "targets"
+                ]
                 spec = max(pool, key=lambda p: _oriented(p[1].best_metric, workload.mode))[0]
                 best[w, o] = spec
-                reruns += [TrialSpec(w, o, "targets-rerun", k, 0, data_seed(seed, 1000 + k, 0), spec.config,
-                                     spec.u, spec.budget) for k in range(seeds)]
+                reruns += [
+                    TrialSpec(
+                        w,
+                        o,
+                        "targets-rerun",
+                        k,
+                        0,
+                        data_seed(seed, 1000 + k, 0),
+                        spec.config,
+                        spec.u,
+                        spec.budget,
+                    )
+                    for k in range(seeds)
+                ]
         execute(directory, reruns, jobs, progress)
         done = _results(directory)
     registry = json.loads(json.dumps(targets_registry()))
     registry["version"] = int(registry["version"]) + 1
-    registry["set_with"] = (f"descentlab bench set-targets: {configurations} Sobol' configurations per setter "
-                            f"({', '.join(TARGET_SETTERS)}) at {TARGET_FRACTION:g} of the budget, best re-run with "
-                            f"{seeds} seeds, target = best median")
+    registry["set_with"] = (
+        f"descentlab bench set-targets: {configurations} Sobol' configurations per setter "
+        f"({', '.join(TARGET_SETTERS)}) at {TARGET_FRACTION:g} of the budget, best re-run with "
+        f"{seeds} seeds, target = best median"
+    )
     for w in workloads:
         workload = get_workload(w)
         record = registry["workloads"].setdefault(w, {})
-        record["data_sha256"] = workload.data().sha256
+        record["data_sha256"] = decoded(w)[2]
         medians = {}
         for o in optimizers[w]:
-            values = [r.best_metric for s, r in done.values() if s.workload == w and s.optimizer == o
-                      and s.ruleset == "targets-rerun"]
+            values = [
+                r.best_metric
+                for s, r in done.values()
+                if s.workload == w and s.optimizer == o and s.ruleset == "targets-rerun"
+            ]
             medians[o] = quantile([v if math.isfinite(v) else _worst(workload.mode) for v in values], 0.5)
-        record["setters"] = {o: {"median_best": medians[o], "config": best[w, o].config}
-                             for o in optimizers[w] if o not in TUNED}
+        record["setters"] = {
+            o: {"median_best": medians[o], "config": best[w, o].config}
+            for o in optimizers[w]
+            if o not in TUNED
+        }
         record["tuned"] = {o: best[w, o].config for o in TUNED}
         if workload.metric == "suboptimality":
             record["f_star"] = logistic_f_star()
             record["target"] = 1e-4
             record["source"] = "defined: f − f* ≤ 1e-4 (f* by float64 L-BFGS-B)"
         else:
-            setter = max((o for o in optimizers[w] if o not in TUNED),
-                         key=lambda o: _oriented(medians[o], workload.mode))
+            setter = max(
+                (o for o in optimizers[w] if o not in TUNED),
+                key=lambda o: _oriented(medians[o], workload.mode),
+            )
             record["target"] = _round(medians[setter], workload.mode)
-            record["source"] = (f"set-targets v{registry['version']}: {setter} (median over {seeds} seeds of the "
-                                f"best of {configurations} configurations at {_budget(w)} steps)")
+            record["source"] = (
+                f"set-targets v{registry['version']}: {setter} (median over {seeds} seeds of the "
+                f"best of {configurations} configurations at {_budget(w)} steps)"
+            )
     if write:
-        path = Path(__file__).with_name("targets.json")
-        text = json.dumps(registry, indent=2, sort_keys=False) + "\n"
-        atomic_write(path, lambda tmp: Path(tmp).write_text(text, "utf-8"))
-        targets_registry.cache_clear()
+        _write(registry)
     return registry
+
+
+def _write(registry: dict[str, Any]) -> None:
+    path = Path(__file__).with_name("targets.json")
+    text = json.dumps(registry, indent=2, sort_keys=False) + "\n"
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, "utf-8"))
+    targets_registry.cache_clear()
+    from .workloads import _data
+
+    _data.cache_clear()
 
 
 def _results(directory: RunDirectory) -> dict[str, tuple[TrialSpec, TrialResult]]:

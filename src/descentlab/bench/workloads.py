@@ -15,8 +15,8 @@ Quick tier (everything from installed packages, no download):
   validation split, validation accuracy;
 * ``mnist1d-cnn`` — a small 1-D CNN on ``mnist1d`` generated with ``make_dataset`` (never its
   downloading ``get_dataset``; the global Python and NumPy RNGs it reseeds are put back), accuracy;
-* ``digits-autoencoder`` — 64-32-8-32-64 tanh autoencoder on digits, full batch, validation MSE: the
-  curvature-heavy one, where the second-order solvers apply.
+* ``digits-autoencoder`` — 64-32-8-32-64 tanh autoencoder on the digits training images, full batch,
+  training MSE: the curvature-heavy optimization problem, where the second-order solvers apply.
 
 Full tier adds ``fashion-mlp`` and ``fashion-cnn`` (Debian's ``dataset-fashion-mnist`` package,
 skipped with a one-line reason where it is absent) and ``char-lstm`` (a character LSTM on the source of
@@ -88,6 +88,8 @@ class Workload:
         seconds_per_step: a rough cost on one thread of a 2-core CI machine (for ``bench list``).
         hash_enforced: whether a data hash different from the registry's is an error (``char-lstm``
             only records it: its corpus is the Python standard library of the running interpreter).
+        held_out: whether the metric is measured on held-out data (``False`` for the two optimization
+            problems, ``cancer-logreg`` and ``digits-autoencoder``, measured on the training set).
     """
 
     name: str
@@ -108,6 +110,7 @@ class Workload:
     hash_enforced: bool = True
     unavailable: Callable[[], str | None] = field(default=lambda: None, repr=False)
     full_batch_solvers: bool = False
+    held_out: bool = True
 
     # -- registry values ------------------------------------------------------------------------
     @property
@@ -115,8 +118,10 @@ class Workload:
         """This workload's entry of ``targets.json`` (target, version, data hash, f*, …)."""
         registry = targets_registry()
         if self.name not in registry["workloads"]:
-            raise ValueError(f"workload {self.name!r} has no entry in the targets registry; run "
-                             f"`descentlab bench set-targets --workloads {self.name}`")
+            raise ValueError(
+                f"workload {self.name!r} has no entry in the targets registry; run "
+                f"`descentlab bench set-targets --workloads {self.name}`"
+            )
         return registry["workloads"][self.name]
 
     @property
@@ -184,8 +189,8 @@ def targets_registry() -> dict[str, Any]:
     return json.loads(text)
 
 
-@cache
-def _data(name: str) -> Data:
+def decoded(name: str) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...], str]:
+    """(train, val, sha256) as built, without comparing with the registry (``set-targets`` records it)."""
     workload = get_workload(name)
     reason = workload.why_unavailable()
     if reason is not None:
@@ -193,7 +198,13 @@ def _data(name: str) -> Data:
     train, val = workload.build_data()
     train = tuple(t.to(workload.dtype) if t.is_floating_point() else t for t in train)
     val = tuple(t.to(workload.dtype) if t.is_floating_point() else t for t in val)
-    digest = array_sha256(*train, *val)
+    return train, val, array_sha256(*train, *val)
+
+
+@cache
+def _data(name: str) -> Data:
+    workload = get_workload(name)
+    train, val, digest = decoded(name)
     expected = targets_registry()["workloads"].get(name, {}).get("data_sha256")
     if workload.hash_enforced and expected is not None and expected != digest:
         raise ValueError(
@@ -210,8 +221,9 @@ class StepBatches:
 
     The order depends on the generator's seed only, so every optimizer sees the same batches."""
 
-    def __init__(self, x: Tensor, y: Tensor, batch_size: int | None, steps: int,
-                 generator: torch.Generator) -> None:
+    def __init__(
+        self, x: Tensor, y: Tensor, batch_size: int | None, steps: int, generator: torch.Generator
+    ) -> None:
         self.x, self.y = x, y
         self.batch_size = batch_size
         self.steps = check_int("steps", steps)
@@ -229,7 +241,7 @@ class StepBatches:
         if self._position + self.batch_size > len(self._order):
             self._order = torch.randperm(len(self.x), generator=self.generator)
             self._position = 0
-        index = self._order[self._position:self._position + self.batch_size]
+        index = self._order[self._position : self._position + self.batch_size]
         self._position += self.batch_size
         return self.x[index], self.y[index]
 
@@ -282,14 +294,16 @@ def _digits_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
 def _digits() -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
     xt, yt, xv, yv = _digits_arrays()
-    return ((torch.tensor(xt, dtype=torch.float32), torch.tensor(yt)),
-            (torch.tensor(xv, dtype=torch.float32), torch.tensor(yv)))
+    return (
+        (torch.tensor(xt, dtype=torch.float32), torch.tensor(yt)),
+        (torch.tensor(xv, dtype=torch.float32), torch.tensor(yv)),
+    )
 
 
 def _digits_images() -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
-    xt, _, xv, _ = _digits_arrays()
-    train, val = torch.tensor(xt, dtype=torch.float32), torch.tensor(xv, dtype=torch.float32)
-    return (train, train), (val, val)
+    xt, _, _, _ = _digits_arrays()
+    train = torch.tensor(xt, dtype=torch.float32)
+    return (train, train), (train, train)  # an optimization problem: the MSE is measured on the training set
 
 
 def _mnist1d_missing() -> str | None:
@@ -315,8 +329,12 @@ def _mnist1d() -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
 
 
 def _fashion_missing() -> str | None:
-    files = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
-             "t10k-labels-idx1-ubyte.gz")
+    files = (
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    )
     if not all((FASHION_MNIST_DIR / f).is_file() for f in files):
         return f"Fashion-MNIST is not in {FASHION_MNIST_DIR} (apt-get install dataset-fashion-mnist)"
     return None
@@ -326,7 +344,7 @@ def _idx(path: Path) -> np.ndarray:
     with gzip.open(path, "rb") as handle:
         raw = handle.read()
     dims = raw[3]
-    shape = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(dims))
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims))
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
 
 
@@ -334,13 +352,29 @@ def _fashion() -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
     d = FASHION_MNIST_DIR
     images = lambda n: torch.tensor(_idx(d / n).astype(np.float32) / 255.0)[:, None]  # noqa: E731
     labels = lambda n: torch.tensor(_idx(d / n).astype(np.int64))  # noqa: E731
-    return ((images("train-images-idx3-ubyte.gz"), labels("train-labels-idx1-ubyte.gz")),
-            (images("t10k-images-idx3-ubyte.gz"), labels("t10k-labels-idx1-ubyte.gz")))
+    return (
+        (images("train-images-idx3-ubyte.gz"), labels("train-labels-idx1-ubyte.gz")),
+        (images("t10k-images-idx3-ubyte.gz"), labels("t10k-labels-idx1-ubyte.gz")),
+    )
 
 
 #: the standard-library modules whose source is the char-LSTM corpus (pure-Python, present in 3.10+)
-CORPUS_MODULES = ("textwrap", "string", "heapq", "bisect", "fnmatch", "glob", "shlex", "difflib",
-                  "calendar", "fractions", "statistics", "colorsys", "contextlib", "functools")
+CORPUS_MODULES = (
+    "textwrap",
+    "string",
+    "heapq",
+    "bisect",
+    "fnmatch",
+    "glob",
+    "shlex",
+    "difflib",
+    "calendar",
+    "fractions",
+    "statistics",
+    "colorsys",
+    "contextlib",
+    "functools",
+)
 CORPUS_CHARS = 200_000
 SEQUENCE = 64
 
@@ -400,8 +434,13 @@ def logistic_f_star() -> float:
         residual = (1.0 / (1.0 + np.exp(-z)) - yn) / len(yn)
         return float(loss), np.append(xn.T @ residual + L2_CANCER * w, residual.sum())
 
-    result = minimize(objective, np.zeros(xn.shape[1] + 1), jac=True, method="L-BFGS-B",
-                      options={"gtol": 1e-12, "ftol": 0.0, "maxiter": 10_000})
+    result = minimize(
+        objective,
+        np.zeros(xn.shape[1] + 1),
+        jac=True,
+        method="L-BFGS-B",
+        options={"gtol": 1e-12, "ftol": 0.0, "maxiter": 10_000},
+    )
     return float(result.fun)
 
 
@@ -433,18 +472,25 @@ def _mlp(sizes: tuple[int, ...], activation: type[nn.Module] = nn.ReLU) -> nn.Se
 def _mnist1d_cnn(channels: int = 16) -> nn.Module:
     """mnist1d's own ConvBase (three stride-2 convolutions and a linear head), 16 channels."""
     return nn.Sequential(
-        nn.Conv1d(1, channels, 5, stride=2, padding=1), nn.ReLU(),
-        nn.Conv1d(channels, channels, 3, stride=2, padding=1), nn.ReLU(),
-        nn.Conv1d(channels, channels, 3, stride=2, padding=1), nn.ReLU(),
-        nn.Flatten(), nn.Linear(channels * 5, 10),
+        nn.Conv1d(1, channels, 5, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv1d(channels, channels, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv1d(channels, channels, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(channels * 5, 10),
     )
 
 
 def _fashion_cnn() -> nn.Module:
     return nn.Sequential(
-        nn.Conv2d(1, 16, 5, stride=2, padding=2), nn.ReLU(),
-        nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU(),
-        nn.Flatten(), nn.Linear(32 * 7 * 7, 10),
+        nn.Conv2d(1, 16, 5, stride=2, padding=2),
+        nn.ReLU(),
+        nn.Conv2d(16, 32, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(32 * 7 * 7, 10),
     )
 
 
@@ -466,65 +512,131 @@ WORKLOADS: dict[str, Workload] = {
     w.name: w
     for w in [
         Workload(
-            name="cancer-logreg", tier="quick",
+            name="cancer-logreg",
+            tier="quick",
             summary="breast cancer (569 × 30, standardised), L2 logistic regression λ = 1e-2, full batch, "
-                    "float64; metric f − f*",
-            metric="suboptimality", mode="min", budget=400, eval_every=10, batch_size=None,
-            build_data=_cancer, build_model=lambda: RegularisedLogistic(30),
-            loss=logistic_objective, score=_suboptimality, init="xavier_uniform", dtype=torch.float64,
-            seconds_per_step=2.5e-4, unavailable=_sklearn_missing, full_batch_solvers=True,
+            "float64; metric f − f*",
+            metric="suboptimality",
+            mode="min",
+            budget=400,
+            eval_every=10,
+            batch_size=None,
+            build_data=_cancer,
+            build_model=lambda: RegularisedLogistic(30),
+            loss=logistic_objective,
+            score=_suboptimality,
+            init="xavier_uniform",
+            dtype=torch.float64,
+            seconds_per_step=2.5e-4,
+            unavailable=_sklearn_missing,
+            full_batch_solvers=True,
+            held_out=False,
         ),
         Workload(
-            name="digits-mlp", tier="quick",
+            name="digits-mlp",
+            tier="quick",
             summary="digits (1438 / 359 stratified split), 64-128-128-10 ReLU MLP, batch 64; validation "
-                    "accuracy",
-            metric="accuracy", mode="max", budget=600, eval_every=30, batch_size=64,
-            build_data=_digits, build_model=lambda: _mlp((64, 128, 128, 10)),
-            loss=nn.functional.cross_entropy, score=_accuracy, seconds_per_step=5e-4,
+            "accuracy",
+            metric="accuracy",
+            mode="max",
+            budget=600,
+            eval_every=30,
+            batch_size=64,
+            build_data=_digits,
+            build_model=lambda: _mlp((64, 128, 128, 10)),
+            loss=nn.functional.cross_entropy,
+            score=_accuracy,
+            seconds_per_step=5e-4,
             unavailable=_sklearn_missing,
         ),
         Workload(
-            name="mnist1d-cnn", tier="quick",
+            name="mnist1d-cnn",
+            tier="quick",
             summary="mnist1d (make_dataset: 4000 / 1000, length 40), mnist1d's 3-layer 1-D CNN with 16 "
-                    "channels, batch 128; validation accuracy",
-            metric="accuracy", mode="max", budget=1000, eval_every=50, batch_size=128,
-            build_data=_mnist1d, build_model=_mnist1d_cnn,
-            loss=nn.functional.cross_entropy, score=_accuracy, seconds_per_step=1.4e-3,
+            "channels, batch 128; validation accuracy",
+            metric="accuracy",
+            mode="max",
+            budget=1000,
+            eval_every=50,
+            batch_size=128,
+            build_data=_mnist1d,
+            build_model=_mnist1d_cnn,
+            loss=nn.functional.cross_entropy,
+            score=_accuracy,
+            seconds_per_step=1.4e-3,
             unavailable=_mnist1d_missing,
         ),
         Workload(
-            name="digits-autoencoder", tier="quick",
-            summary="digits images, 64-32-8-32-64 tanh autoencoder, full batch; validation MSE",
-            metric="mse", mode="min", budget=400, eval_every=20, batch_size=None,
-            build_data=_digits_images, build_model=lambda: _mlp((64, 32, 8, 32, 64), nn.Tanh),
-            loss=nn.functional.mse_loss, score=_mse, init="xavier_uniform", seconds_per_step=1.2e-3,
-            unavailable=_sklearn_missing, full_batch_solvers=True,
+            name="digits-autoencoder",
+            tier="quick",
+            summary="digits images (1438), 64-32-8-32-64 tanh autoencoder, full batch; training MSE (an "
+            "optimization problem, like cancer-logreg)",
+            metric="mse",
+            mode="min",
+            budget=400,
+            eval_every=20,
+            batch_size=None,
+            build_data=_digits_images,
+            build_model=lambda: _mlp((64, 32, 8, 32, 64), nn.Tanh),
+            loss=nn.functional.mse_loss,
+            score=_mse,
+            init="xavier_uniform",
+            seconds_per_step=1.2e-3,
+            unavailable=_sklearn_missing,
+            full_batch_solvers=True,
+            held_out=False,
         ),
         Workload(
-            name="fashion-mlp", tier="full",
+            name="fashion-mlp",
+            tier="full",
             summary="Fashion-MNIST (Debian's package, 60000 / 10000), 784-256-10 ReLU MLP, batch 128; "
-                    "validation accuracy",
-            metric="accuracy", mode="max", budget=2000, eval_every=200, batch_size=128,
-            build_data=_fashion, build_model=lambda: nn.Sequential(nn.Flatten(), _mlp((784, 256, 10))),
-            loss=nn.functional.cross_entropy, score=_accuracy, seconds_per_step=1.5e-3,
+            "validation accuracy",
+            metric="accuracy",
+            mode="max",
+            budget=2000,
+            eval_every=200,
+            batch_size=128,
+            build_data=_fashion,
+            build_model=lambda: nn.Sequential(nn.Flatten(), _mlp((784, 256, 10))),
+            loss=nn.functional.cross_entropy,
+            score=_accuracy,
+            seconds_per_step=1.5e-3,
             unavailable=_fashion_missing,
         ),
         Workload(
-            name="fashion-cnn", tier="full",
+            name="fashion-cnn",
+            tier="full",
             summary="Fashion-MNIST (Debian's package), 2-layer CNN, batch 128; validation accuracy",
-            metric="accuracy", mode="max", budget=2000, eval_every=200, batch_size=128,
-            build_data=_fashion, build_model=_fashion_cnn,
-            loss=nn.functional.cross_entropy, score=_accuracy, seconds_per_step=6e-3,
+            metric="accuracy",
+            mode="max",
+            budget=2000,
+            eval_every=200,
+            batch_size=128,
+            build_data=_fashion,
+            build_model=_fashion_cnn,
+            loss=nn.functional.cross_entropy,
+            score=_accuracy,
+            seconds_per_step=6e-3,
             unavailable=_fashion_missing,
         ),
         Workload(
-            name="char-lstm", tier="full",
+            name="char-lstm",
+            tier="full",
             summary=f"character LSTM (128 units) on {CORPUS_CHARS // 1000}k characters of Python's standard "
-                    "library source, sequences of 64, batch 32; validation cross-entropy (nats/char)",
-            metric="cross-entropy", mode="min", budget=1500, eval_every=100, batch_size=32,
-            build_data=_chars, build_model=CharLSTM,
-            loss=_sequence_ce, score=_sequence_ce, init="xavier_uniform", seconds_per_step=8e-3,
-            hash_enforced=False, unavailable=_corpus_missing,
+            "library source, sequences of 64, batch 32; validation cross-entropy (nats/char)",
+            metric="cross-entropy",
+            mode="min",
+            budget=1500,
+            eval_every=100,
+            batch_size=32,
+            build_data=_chars,
+            build_model=CharLSTM,
+            loss=_sequence_ce,
+            score=_sequence_ce,
+            init="xavier_uniform",
+            seconds_per_step=8e-3,
+            hash_enforced=False,
+            unavailable=_corpus_missing,
         ),
     ]
 }

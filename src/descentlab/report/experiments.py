@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from .. import plots
+from ..bench.demo import bench_section
 from ..lab import RaceResult, race
 from ..landscapes import least_squares
 from ..schedules import SCHEDULES
@@ -353,4 +354,5 @@ EXPERIMENTS: list[tuple[str, Experiment]] = [
     ("AdaGrad vs RMSprop", adagrad_vs_rmsprop),
     ("Rosenbrock", rosenbrock),
     ("schedules", schedules),
+    ("bench", bench_section),
 ]
