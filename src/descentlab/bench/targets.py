@@ -9,8 +9,10 @@ configuration of each is re-run with ``seeds`` seeds; the target is the best, ov
 **median over seeds** of the best validation metric. It is written into the registry with a new version
 and never computed while a benchmark runs.
 
-The same search also records a tuned configuration of Adam and SGD per workload (``tuned``), which the
-sanity tests re-run. ``cancer-logreg`` keeps its defined target f − f* ≤ 1e-4; its f* is recomputed
+It also records a **tuned** configuration of Adam and of SGD per workload (``tuned``), which the sanity
+tests re-run: the best median over 3 seeds among the 3 best of ``4 × configurations`` Sobol' draws at the
+full budget (these two are not target setters). ``cancer-logreg`` keeps its defined target
+f − f* ≤ 1e-4; its f* is recomputed
 (float64 L-BFGS-B).
 """
 
@@ -32,6 +34,7 @@ from .workloads import decoded, get_workload, logistic_f_star, targets_registry
 __all__ = ["set_targets", "TUNED", "TARGET_FRACTION"]
 
 TARGET_FRACTION = 0.75
+TUNING_SEEDS = 3
 #: optimizers whose tuned configuration is stored for the sanity tests (not target setters)
 TUNED = ("adam", "sgd")
 
@@ -66,12 +69,10 @@ def set_targets(
         record["data_sha256"] = digest
     if changed:
         _write(registry)
-    optimizers = {
-        w: (TUNED if get_workload(w).metric == "suboptimality" else TARGET_SETTERS + TUNED) for w in workloads
-    }
+    setters = {w: () if get_workload(w).metric == "suboptimality" else TARGET_SETTERS for w in workloads}
     search = []
     for w in workloads:
-        for o in optimizers[w]:
+        for o in setters[w]:  # the target setters: at 3/4 of the budget
             points = sobol_configurations(
                 search_space(o), configurations, stable_seed("targets", w, o, seed), "warmup-cosine"
             )
@@ -79,37 +80,67 @@ def set_targets(
                 TrialSpec(w, o, "targets", 0, i, data_seed(seed, 0, i), config, u, _budget(w))
                 for i, (u, config) in enumerate(points)
             ]
+        for o in TUNED:  # the sanity tests' tuned configurations: 4× the draws, at the full budget
+            points = sobol_configurations(
+                search_space(o), 4 * configurations, stable_seed("tuning", w, o, seed), "warmup-cosine"
+            )
+            search += [
+                TrialSpec(w, o, "tuning", 0, i, data_seed(seed, 0, i), config, u)
+                for i, (u, config) in enumerate(points)
+            ]
     with directory.locked():
         execute(directory, search, jobs, progress)
         done = _results(directory)
         reruns = []
         best: dict[tuple[str, str], TrialSpec] = {}
+        candidates: dict[tuple[str, str], list[TrialSpec]] = {}
         for w in workloads:
             workload = get_workload(w)
-            for o in optimizers[w]:
+            for o, ruleset, top, repeats in [(o, "targets", 1, seeds) for o in setters[w]] + [
+                (o, "tuning", 3, TUNING_SEEDS) for o in TUNED
+            ]:
                 pool = [
-                    (spec, result)
-                    for spec, result in done.values()
-                    if spec.workload == w and spec.optimizer == o and spec.ruleset == "targets"
+                    spec_result
+                    for spec_result in done.values()
+                    if spec_result[0].workload == w
+                    and spec_result[0].optimizer == o
+                    and spec_result[0].ruleset == ruleset
                 ]
-                spec = max(pool, key=lambda p: _oriented(p[1].best_metric, workload.mode))[0]
-                best[w, o] = spec
-                reruns += [
-                    TrialSpec(
-                        w,
-                        o,
-                        "targets-rerun",
-                        k,
-                        0,
-                        data_seed(seed, 1000 + k, 0),
-                        spec.config,
-                        spec.u,
-                        spec.budget,
-                    )
-                    for k in range(seeds)
-                ]
+                pool.sort(key=lambda p: -_oriented(p[1].best_metric, workload.mode))
+                candidates[w, o] = [spec for spec, _ in pool[:top]]
+                for c, spec in enumerate(candidates[w, o]):
+                    reruns += [
+                        TrialSpec(
+                            w,
+                            o,
+                            f"{ruleset}-rerun",
+                            k,
+                            c,
+                            data_seed(seed, 1000 + k, 0),
+                            spec.config,
+                            spec.u,
+                            spec.budget,
+                        )
+                        for k in range(repeats)
+                    ]
         execute(directory, reruns, jobs, progress)
         done = _results(directory)
+    medians: dict[tuple[str, str], float] = {}
+    for w in workloads:
+        workload = get_workload(w)
+        for o in (*setters[w], *TUNED):
+            ruleset = "targets-rerun" if o in setters[w] else "tuning-rerun"
+            scored = []
+            for c, spec in enumerate(candidates[w, o]):
+                values = [
+                    r.best_metric
+                    for s, r in done.values()
+                    if s.workload == w and s.optimizer == o and s.ruleset == ruleset and s.trial == c
+                ]
+                clean = [v if math.isfinite(v) else _worst(workload.mode) for v in values]
+                scored.append((quantile(clean, 0.5), spec))
+            median, spec = max(scored, key=lambda p: _oriented(p[0], workload.mode))
+            best[w, o], medians[w, o] = spec, median
     registry = json.loads(json.dumps(targets_registry()))
     registry["version"] = int(registry["version"]) + 1
     registry["set_with"] = (
@@ -121,30 +152,18 @@ def set_targets(
         workload = get_workload(w)
         record = registry["workloads"].setdefault(w, {})
         record["data_sha256"] = decoded(w)[2]
-        medians = {}
-        for o in optimizers[w]:
-            values = [
-                r.best_metric
-                for s, r in done.values()
-                if s.workload == w and s.optimizer == o and s.ruleset == "targets-rerun"
-            ]
-            medians[o] = quantile([v if math.isfinite(v) else _worst(workload.mode) for v in values], 0.5)
         record["setters"] = {
-            o: {"median_best": medians[o], "config": best[w, o].config}
-            for o in optimizers[w]
-            if o not in TUNED
+            o: {"median_best": medians[w, o], "config": best[w, o].config} for o in setters[w]
         }
         record["tuned"] = {o: best[w, o].config for o in TUNED}
+        record["tuned_median_best"] = {o: medians[w, o] for o in TUNED}
         if workload.metric == "suboptimality":
             record["f_star"] = logistic_f_star()
             record["target"] = 1e-4
             record["source"] = "defined: f − f* ≤ 1e-4 (f* by float64 L-BFGS-B)"
         else:
-            setter = max(
-                (o for o in optimizers[w] if o not in TUNED),
-                key=lambda o: _oriented(medians[o], workload.mode),
-            )
-            record["target"] = _round(medians[setter], workload.mode)
+            setter = max(setters[w], key=lambda o: _oriented(medians[w, o], workload.mode))
+            record["target"] = _round(medians[w, setter], workload.mode)
             record["source"] = (
                 f"set-targets v{registry['version']}: {setter} (median over {seeds} seeds of the "
                 f"best of {configurations} configurations at {_budget(w)} steps)"
