@@ -1,4 +1,4 @@
-"""A bench worker process: ``python -m descentlab.bench._worker URL COUNT`` (or ``explore`` …).
+"""A bench worker process: ``python -m descentlab.bench._worker PARENT queue DIR`` (or ``explore`` …).
 
 Started by :func:`descentlab.bench.storage.execute` as a plain subprocess (a fresh interpreter, so a
 caller's script is never re-imported), one torch thread; it dies with its parent (``PR_SET_PDEATHSIG``
@@ -12,7 +12,9 @@ import sys
 
 
 def main(argv: list[str]) -> int:
-    from .storage import _die_with_parent, _explore, _queue_objective, _quiet_optuna, _study
+    from pathlib import Path
+
+    from .storage import _die_with_parent, _explore, _quiet_optuna, work_queue
 
     parent = int(argv[0])
     _die_with_parent(parent)
@@ -26,8 +28,7 @@ def main(argv: list[str]) -> int:
 
     with _quiet_optuna():
         if argv[1] == "queue":
-            url, count = argv[2], int(argv[3])
-            _study(url).optimize(_queue_objective(report), n_trials=count, gc_after_trial=False)
+            work_queue(Path(argv[2]), report)
         else:
             url, count, seed, schedule, names = argv[2], int(argv[3]), int(argv[4]), argv[5], argv[6:]
             _explore(url, names, count, report, seed, schedule)

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..plots import COLORS, new_figure
 from .scoring import R_MAX, expected_best, performance_ratios, reach_probability, workload_times
+from .spaces import search_space
 from .workloads import get_workload
 
 __all__ = [
@@ -345,15 +346,15 @@ def heatmap_figure(rows: Rows, workload: str, optimizers: Sequence[str], bins: i
         else matplotlib.colors.Normalize(vmin=vmin, vmax=vmax)
     )
     with matplotlib.rc_context({**STYLE, "axes.grid": False}):
-        figure = new_figure((2.9 * len(panels) + 0.8, 2.9))
+        figure = new_figure((2.9 * len(panels) + 0.8, 3.2))
+        figure.set_layout_engine("constrained")
         axes = figure.subplots(1, len(panels), squeeze=False)[0]
         image = None
         for ax, o in zip(axes, panels):
             pool = _pool(rows, workload, o)
             key = momentum_key(pool[0]["config"])
-            lrs = [r["config"]["lr"] for r in pool]
-            lo, hi = math.log10(min(lrs)), math.log10(max(lrs))
-            hi = hi if hi > lo else lo + 1
+            lr = next(d for d in search_space(o).dimensions if d.name == "lr")  # the axis: the whole range
+            lo, hi = math.log10(lr.anchor + lr.low), math.log10(lr.anchor + lr.high)
             x_edges = np.linspace(lo, hi + 1e-9, bins + 1)
             y_edges = np.linspace(-2, 0 + 1e-9, 5)  # log10(1 − β) from 0.01 to 1
             grid = np.full((len(y_edges) - 1, bins), np.nan)
@@ -372,6 +373,7 @@ def heatmap_figure(rows: Rows, workload: str, optimizers: Sequence[str], bins: i
                 diverged[y, x] = False
                 if np.isnan(grid[y, x]) or _oriented(value, spec.mode) > _oriented(grid[y, x], spec.mode):
                     grid[y, x] = value
+            ax.set_facecolor("#eef1f5")  # no trial in the cell
             image = ax.pcolormesh(x_edges, y_edges, np.ma.masked_invalid(grid), cmap=cmap, norm=norm)
             for yy in range(grid.shape[0]):
                 for xx in range(grid.shape[1]):

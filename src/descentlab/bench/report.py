@@ -68,56 +68,52 @@ def collect(directory) -> list[dict[str, Any]]:
     from optuna.trial import TrialState
 
     from .runner import TrialResult, TrialSpec
-    from .storage import explore_study_name, load_trials, study_names
+    from .storage import load_trials
     from .workloads import get_workload
 
     manifest = directory.manifest
-    names = ["descentlab-bench"]
-    if "explore" in manifest["options"]["rulesets"]:
-        wanted = {
-            explore_study_name(w, o) for w in manifest["workloads"] for o in manifest["options"]["optimizers"]
-        }
-        names += sorted(n for n in study_names(directory.url) if n in wanted)
+    wanted = set(manifest["options"]["rulesets"])
     rows: dict[str, dict[str, Any]] = {}
-    for name in names:
-        for trial in load_trials(directory.url, name):
-            if "spec" not in trial.user_attrs or "result" not in trial.user_attrs:
-                continue
-            if trial.state not in (TrialState.COMPLETE, TrialState.PRUNED):
-                continue
-            spec = TrialSpec.from_json(trial.user_attrs["spec"])
-            if spec.key in rows:
-                continue
-            result = TrialResult.from_json(trial.user_attrs["result"])
-            workload = get_workload(spec.workload)
-            rows[spec.key] = {
-                "workload": spec.workload,
-                "optimizer": spec.optimizer,
-                "ruleset": spec.ruleset,
-                "study": spec.study,
-                "trial": spec.trial,
-                "seed": spec.seed,
-                "params": json.dumps(spec.config, sort_keys=True),
-                "config": spec.config,
-                "u": spec.u,
-                "status": result.status,
-                "steps_to_target": result.steps_to_target,
-                "evals_to_target": result.evals_to_target,
-                "seconds_to_target": result.seconds_to_target,
-                "final_metric": result.final_metric,
-                "best_metric": result.best_metric,
-                "final_train_loss": result.final_train_loss,
-                "metric": workload.metric,
-                "target": workload.target,
-                "trial_seconds": result.trial_seconds,
-                "train_seconds": result.train_seconds,
-                "eval_seconds": result.eval_seconds,
-                "data_sha256": manifest["data_sha256"].get(spec.workload, ""),
-                "descentlab": manifest["versions"]["descentlab"],
-                "torch": manifest["versions"]["torch"],
-                "curve": result.curve,
-                "error": result.error,
-            }
+    for name, trial in load_trials(directory.url):
+        if name.split("/")[0] not in wanted:
+            continue
+        if "spec" not in trial.user_attrs or "result" not in trial.user_attrs:
+            continue
+        if trial.state not in (TrialState.COMPLETE, TrialState.PRUNED):
+            continue
+        spec = TrialSpec.from_json(trial.user_attrs["spec"])
+        if spec.key in rows:
+            continue
+        result = TrialResult.from_json(trial.user_attrs["result"])
+        workload = get_workload(spec.workload)
+        rows[spec.key] = {
+            "workload": spec.workload,
+            "optimizer": spec.optimizer,
+            "ruleset": spec.ruleset,
+            "study": spec.study,
+            "trial": spec.trial,
+            "seed": spec.seed,
+            "params": json.dumps(spec.config, sort_keys=True),
+            "config": spec.config,
+            "u": spec.u,
+            "status": result.status,
+            "steps_to_target": result.steps_to_target,
+            "evals_to_target": result.evals_to_target,
+            "seconds_to_target": result.seconds_to_target,
+            "final_metric": result.final_metric,
+            "best_metric": result.best_metric,
+            "final_train_loss": result.final_train_loss,
+            "metric": workload.metric,
+            "target": workload.target,
+            "trial_seconds": result.trial_seconds,
+            "train_seconds": result.train_seconds,
+            "eval_seconds": result.eval_seconds,
+            "data_sha256": manifest["data_sha256"].get(spec.workload, ""),
+            "descentlab": manifest["versions"]["descentlab"],
+            "torch": manifest["versions"]["torch"],
+            "curve": result.curve,
+            "error": result.error,
+        }
     order = {"external": 0, "self": 1, "explore": 2}
     return sorted(
         rows.values(),

@@ -75,7 +75,7 @@ class TrialSpec:
 @dataclass
 class TrialResult:
     """What a trial measured. ``curve`` holds, per evaluation, ``step``, ``evals``, ``seconds``,
-    ``metric``, ``val_loss`` and ``train_loss`` (the objective on the whole training set)."""
+    ``metric`` and ``val_loss``; ``final_train_loss`` is the loss on the whole training set at the end."""
 
     status: str
     steps_to_target: float = math.inf
@@ -144,8 +144,9 @@ class Recorder:
 
     After a training step (``log(step, loss=…, lr=…)``) it adds the step's time to the training time;
     after a validation (``log(step, val_loss=…, val_target=…)``) it checks both values are finite (else
-    :class:`NonFiniteError`: the trial diverged), computes the loss on the whole training set and
-    records the evaluation. The time spent evaluating is kept apart from the training time."""
+    :class:`NonFiniteError`: the trial diverged) and records the evaluation; at the last one it also
+    computes the loss on the whole training set (for a workload measured on its training set that is the
+    validation loss itself). The time spent evaluating is kept apart from the training time."""
 
     def __init__(
         self,
@@ -154,12 +155,12 @@ class Recorder:
         train: tuple[torch.Tensor, torch.Tensor],
         adapter: ClosureStep | None = None,
         on_eval=None,
+        final_step: int | None = None,
     ) -> None:
         self.workload, self.model, self.train, self.adapter = workload, model, train, adapter
-        self.on_eval = on_eval
-        self.curve: dict[str, list[float]] = {
-            k: [] for k in ("step", "evals", "seconds", "metric", "val_loss", "train_loss")
-        }
+        self.on_eval, self.final_step = on_eval, final_step
+        self.curve: dict[str, list[float]] = {k: [] for k in ("step", "evals", "seconds", "metric", "val_loss")}
+        self.final_train_loss = math.nan
         self.steps = self.evals = 0
         self.train_seconds = self.eval_seconds = 0.0
         self.reached_at: tuple[int, int, float] | None = None
@@ -193,7 +194,8 @@ class Recorder:
         metric, val_loss = float(scalars["val_target"]), float(scalars["val_loss"])
         if not (math.isfinite(metric) and math.isfinite(val_loss)):
             raise NonFiniteError(f"the validation loss is {val_loss} and the metric {metric} at step {step}")
-        train_loss = self._train_loss()
+        if step == self.final_step:
+            self.final_train_loss = self._train_loss() if self.workload.held_out else val_loss
         steps, evals = self._counts()
         for key, value in (
             ("step", steps),
@@ -201,7 +203,6 @@ class Recorder:
             ("seconds", self.train_seconds),
             ("metric", metric),
             ("val_loss", val_loss),
-            ("train_loss", train_loss),
         ):
             self.curve[key].append(value)
         if self.workload.better(metric, self.best):
@@ -247,7 +248,8 @@ def run_trial(spec: TrialSpec, on_eval=None) -> TrialResult:
         batches = StepBatches(*data.train, workload.batch_size, workload.eval_every, generator)
         if adapter is not None:
             batches.on_batch = adapter.set_batch
-        recorder = Recorder(workload, model, data.train, adapter, on_eval)
+        steps = budget - budget % workload.eval_every
+        recorder = Recorder(workload, model, data.train, adapter, on_eval, final_step=steps)
         recorder.start()
         status, note = "missed", ""
         try:
@@ -291,7 +293,7 @@ def run_trial(spec: TrialSpec, on_eval=None) -> TrialResult:
     )
     if status not in ("diverged", "pruned") and curve["metric"]:
         result.final_metric = curve["metric"][-1]
-        result.final_train_loss = curve["train_loss"][-1]
+        result.final_train_loss = recorder.final_train_loss
     if recorder.reached_at is not None:  # reached, even if it diverged afterwards: the time is what counts
         result.steps_to_target, result.evals_to_target, result.seconds_to_target = map(
             float, recorder.reached_at

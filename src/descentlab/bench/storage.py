@@ -64,7 +64,6 @@ __all__ = [
 ]
 
 RUN_FORMAT = "descentlab.bench.run/1"
-STUDY_NAME = "descentlab-bench"
 RULESETS = ("external", "self", "explore")
 #: the notes' (003) starting points for Adam, run with the ``self`` ruleset next to the defaults
 NOTES_ADAM_LRS = (1e-3, 5e-4, 1e-4)
@@ -431,7 +430,11 @@ def _quiet_optuna() -> Iterator[Any]:
 
 
 def _storage(url: str):
+    """Optuna's RDBStorage on the run's SQLite file, with a heartbeat and the stale-trial retry; WAL
+    journal and ``synchronous=NORMAL`` (a commit survives ``kill -9``; only a power cut could lose the last
+    ones), and state changes serialised by a file lock."""
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+    from sqlalchemy import event
 
     class SerialisedStates(RDBStorage):
         """SQLite does not lock rows (``SELECT … FOR UPDATE`` is ignored), so two workers could both
@@ -442,8 +445,14 @@ def _storage(url: str):
                 fcntl.flock(handle, fcntl.LOCK_EX)
                 return super().set_trial_state_values(trial_id, state, values)
 
-    lock_path = url.removeprefix("sqlite:///") + ".lock"
-    return SerialisedStates(
+    path = url.removeprefix("sqlite:///")
+    lock_path = path + ".lock"
+    if not Path(path).exists():
+        import sqlite3
+
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            db.execute("PRAGMA journal_mode=WAL").fetchall()
+    storage = SerialisedStates(
         url,
         engine_kwargs={"connect_args": {"timeout": 60}},
         heartbeat_interval=HEARTBEAT_SECONDS,
@@ -451,11 +460,18 @@ def _storage(url: str):
         heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
     )
 
+    @event.listens_for(storage.engine, "connect")
+    def _pragmas(connection, _record) -> None:
+        connection.execute("PRAGMA synchronous=NORMAL")
 
-def _study(url: str, name: str = STUDY_NAME, create: bool = False, sampler=None, pruner=None):
+    storage.engine.dispose()  # connections made from now on get the pragma
+    return storage
+
+
+def _study(url: str, name: str, create: bool = False, sampler=None, pruner=None, storage=None):
     import optuna
 
-    storage = _storage(url)
+    storage = storage or _storage(url)
     if create:
         return optuna.create_study(
             storage=storage, study_name=name, load_if_exists=True, sampler=sampler, pruner=pruner
@@ -463,22 +479,18 @@ def _study(url: str, name: str = STUDY_NAME, create: bool = False, sampler=None,
     return optuna.load_study(storage=storage, study_name=name, sampler=sampler, pruner=pruner)
 
 
-def load_trials(url: str, name: str = STUDY_NAME) -> list[Any]:
-    """Every trial of the run's study (frozen, any state)."""
+def load_trials(url: str) -> list[tuple[str, Any]]:
+    """Every trial of the run, as ``(study name, frozen trial)`` sorted by study name and trial number."""
     with _quiet_optuna() as optuna:
-        storage = optuna.storages.RDBStorage(
-            url, engine_kwargs={"connect_args": {"timeout": 60}}, skip_compatibility_check=False
-        )
+        storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
         try:
-            study = optuna.load_study(storage=storage, study_name=name)
-        except KeyError:
-            return []
-        return study.get_trials(deepcopy=False)
-
-
-def study_names(url: str) -> list[str]:
-    with _quiet_optuna() as optuna:
-        return [s.study_name for s in optuna.get_all_study_summaries(url)]
+            found = []
+            for study in sorted(storage.get_all_studies(), key=lambda s: s.study_name):
+                trials = storage.get_all_trials(study._study_id, deepcopy=False)
+                found += [(study.study_name, t) for t in sorted(trials, key=lambda t: t.number)]
+            return found
+        finally:
+            storage.engine.dispose()
 
 
 def _objective_value(result: TrialResult) -> float:
@@ -536,22 +548,39 @@ def _pending_counts(study) -> tuple[int, int]:
 
 
 def _fail_stale(study, wait: bool) -> int:
-    """Fail the RUNNING trials of a dead run (after their heartbeat has gone stale) — the callback
-    re-enqueues each configuration. Returns how many were re-enqueued."""
+    """Fail the RUNNING trials of a dead run once their heartbeat is stale — the callback re-enqueues each
+    configuration as a waiting trial. Returns how many were re-enqueued; ``BenchError`` if some still beat
+    after the grace period (another process is running them)."""
     import optuna
     from optuna.trial import TrialState
 
-    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
     if not running:
         return 0
     deadline = time.monotonic() + GRACE_SECONDS + 2
-    while wait and time.monotonic() < deadline:
-        stale = study._storage._get_stale_trial_ids(study._study_id)
-        if len(stale) >= len(running):
+    while True:
+        optuna.storages.fail_stale_trials(study)
+        left = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+        if not left or not wait:
             break
-        time.sleep(0.25)
-    optuna.storages.fail_stale_trials(study)
-    return len(running)
+        if time.monotonic() > deadline:
+            raise BenchError(
+                f"{left} trial(s) of this run are still running in another process (their heartbeat "
+                "is alive); wait for it to finish or stop it, then resume"
+            )
+        time.sleep(0.5)
+    return running - left
+
+
+def queue_study_name(spec: TrialSpec) -> str:
+    """The Optuna study of a trial: one per (ruleset, workload, optimizer), so that popping a waiting
+    trial reads a dozen waiting trials, not the whole run's."""
+    return f"{spec.ruleset}/{spec.workload}/{spec.optimizer}"
+
+
+def _cost(spec: TrialSpec) -> float:
+    workload = get_workload(spec.workload)
+    return (spec.budget or workload.budget) * workload.seconds_per_step
 
 
 def execute(
@@ -561,58 +590,89 @@ def execute(
     progress: Callable[[dict[str, Any]], None] | None = None,
     started: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Enqueue the specs not yet in the study, re-enqueue killed trials, run every waiting trial with
-    ``jobs`` workers. Returns counts: ``done_before``, ``ran``, ``requeued``, ``failed_workers``."""
+    """Enqueue the specs not yet stored, re-enqueue killed trials, run every waiting trial with ``jobs``
+    workers (the costliest studies first). Returns counts: ``done_before``, ``ran``, ``requeued``,
+    ``failed_workers``, ``left``."""
     jobs = check_int("jobs", jobs)
     report = progress or (lambda _: None)
+    groups: dict[str, list[TrialSpec]] = {}
+    for spec in specs:
+        groups.setdefault(queue_study_name(spec), []).append(spec)
     with _quiet_optuna() as optuna:
-        study = _study(directory.url, create=True)
-        known = {
-            t.user_attrs["spec"]["workload"]
-            + "/"
-            + t.user_attrs["spec"]["optimizer"]
-            + "/"
-            + t.user_attrs["spec"]["ruleset"]
-            + "/"
-            + str(t.user_attrs["spec"]["study"])
-            + "/"
-            + str(t.user_attrs["spec"]["trial"])
-            for t in study.get_trials(deepcopy=False)
-            if "spec" in t.user_attrs
-        }
-        requeued = _fail_stale(study, wait=True)
-        done_before = sum(
-            1
-            for t in study.get_trials(deepcopy=False)
-            if t.state == optuna.trial.TrialState.COMPLETE and "result" in t.user_attrs
-        )
-        for spec in specs:
-            if spec.key not in known:
-                study.enqueue_trial({}, user_attrs={"key": spec.key, "spec": spec.to_json()})
-        waiting, _ = _pending_counts(study)
+        storage = _storage(directory.url)
+        queue_items, requeued, done_before = [], 0, 0
+        for name, group in groups.items():
+            study = _study(directory.url, name, create=True, storage=storage)
+            trials = study.get_trials(deepcopy=False)
+            known = {t.user_attrs.get("key") for t in trials}
+            done_before += sum(1 for t in trials if t.state == optuna.trial.TrialState.COMPLETE)
+            requeued += _fail_stale(study, wait=True)
+            for spec in group:
+                if spec.key not in known:
+                    study.enqueue_trial({}, user_attrs={"key": spec.key, "spec": spec.to_json()})
+            waiting, _ = _pending_counts(study)
+            if waiting:
+                queue_items.append({"name": name, "count": waiting, "cost": waiting * _cost(group[0])})
+        queue_items.sort(key=lambda item: -item["cost"])
+        total = sum(item["count"] for item in queue_items)
         if started is not None:
-            started(done_before, waiting)
+            started(done_before, total)
         failed_workers = 0
-        if waiting and jobs == 1:
+        if total and jobs == 1:
             import torch
 
             threads = torch.get_num_threads()
             torch.set_num_threads(1)
             try:
-                study.optimize(_queue_objective(report), n_trials=waiting, gc_after_trial=False)
+                for item in queue_items:
+                    study = _study(directory.url, item["name"], storage=storage)
+                    study.optimize(_queue_objective(report), n_trials=item["count"], gc_after_trial=False)
             finally:
                 torch.set_num_threads(threads)
-        elif waiting:
-            shares = [waiting // jobs + (1 if i < waiting % jobs else 0) for i in range(jobs)]
-            failed_workers = _run_workers([["queue", directory.url, str(n)] for n in shares if n], report)
-        left, running = _pending_counts(study)
+        elif total:
+            _write_json(directory.path / "queue.json", [{**item, "claimed": False} for item in queue_items])
+            count = min(jobs, len(queue_items))
+            failed_workers = _run_workers([["queue", str(directory.path)] for _ in range(count)], report)
+        left = 0
+        for name in groups:
+            waiting, running = _pending_counts(_study(directory.url, name, storage=storage))
+            left += waiting + running
     return {
         "done_before": done_before,
-        "ran": waiting - left,
+        "ran": total - left,
         "requeued": requeued,
         "failed_workers": failed_workers,
-        "left": left + running,
+        "left": left,
     }
+
+
+def _write_json(path: Path, value: Any) -> None:
+    text = json.dumps(value)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, "utf-8"))
+
+
+def claim_next(path: Path) -> tuple[str, int] | None:
+    """A worker's next study of ``queue.json`` (claimed under a file lock, so no study has two workers
+    and each pops exactly its waiting trials), or ``None`` when every study is taken."""
+    with open(path / "queue.json.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        items = json.loads((path / "queue.json").read_text("utf-8"))
+        for item in items:
+            if not item["claimed"]:
+                item["claimed"] = True
+                _write_json(path / "queue.json", items)
+                return item["name"], int(item["count"])
+    return None
+
+
+def work_queue(path: Path, report: Callable[[dict[str, Any]], None]) -> None:
+    """A worker's loop: claim a study, run its waiting trials, until none is left."""
+    url = f"sqlite:///{(path / 'study.db').resolve()}"
+    storage = _storage(url)
+    while (claimed := claim_next(path)) is not None:
+        name, count = claimed
+        study = _study(url, name, storage=storage)
+        study.optimize(_queue_objective(report), n_trials=count, gc_after_trial=False)
 
 
 def _run_workers(arguments: list[list[str]], report: Callable[[dict[str, Any]], None]) -> int:

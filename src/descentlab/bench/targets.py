@@ -185,7 +185,7 @@ def _write(registry: dict[str, Any]) -> None:
 
 def _results(directory: RunDirectory) -> dict[str, tuple[TrialSpec, TrialResult]]:
     found = {}
-    for trial in load_trials(directory.url):
+    for _, trial in load_trials(directory.url):
         if "spec" in trial.user_attrs and "result" in trial.user_attrs:
             spec = TrialSpec.from_json(trial.user_attrs["spec"])
             found.setdefault(spec.key, (spec, TrialResult.from_json(trial.user_attrs["result"])))
