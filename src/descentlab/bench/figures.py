@@ -84,6 +84,16 @@ def _log_metric(workload: str) -> bool:
     return get_workload(workload).mode == "min"
 
 
+#: losses below this are drawn at it on log axes (f − f* can come out a rounding error below 0)
+FLOOR = 1e-16
+
+
+def _drawn(values, workload: str):
+    if not _log_metric(workload):
+        return values
+    return [max(float(v), FLOOR) if math.isfinite(v) else v for v in values]
+
+
 def _ratio_points(ratios: Mapping[str, float]) -> tuple[list[float], list[float]]:
     values = sorted(r for r in ratios.values() if r <= R_MAX)
     n = len(ratios)
@@ -122,6 +132,10 @@ def profile_figure(rows: Rows, optimizers: Sequence[str], rulesets: Sequence[str
                 )
             ax.set_xlim(1, R_MAX)
             ax.set_ylim(-0.03, 1.03)
+            if not any(scores.values()):
+                ax.text(
+                    2.5, 0.5, "no optimizer reached any target", ha="center", va="center", color="#b42318"
+                )
             label = {"external": "tuned (external ruleset)", "self": "defaults (self ruleset)"}[ruleset]
             ax.set_title(f"{label}: time in {measure}")
             ax.set_xlabel("τ  (time ÷ fastest optimizer's time on the workload)")
@@ -169,6 +183,7 @@ def curves_figure(rows: Rows, workloads: Sequence[str], optimizers: Sequence[str
                     curves = [c for c in curves if c[0]]
                     if not curves:
                         continue
+                    curves = [(xs, _drawn(ys, w)) for xs, ys in curves]
                     steps, median, q1, q3 = _band(curves)
                     label = o if style == "-" else None
                     ax.plot(
@@ -218,7 +233,7 @@ def tuning_figure(rows: Rows, workloads: Sequence[str], optimizers: Sequence[str
                 pool = _pool(rows, w, o)
                 if not pool:
                     continue
-                values = [r["best_metric"] for r in pool]
+                values = _drawn([r["best_metric"] for r in pool], w)
                 ks = list(range(1, len(pool) + 1))
                 ys = [expected_best(values, k, workload.mode) for k in ks]
                 ax.plot(ks, ys, "-o", ms=3, color=colors[o], label=o)
@@ -286,7 +301,7 @@ def lr_figure(rows: Rows, workloads: Sequence[str], optimizers: Sequence[str]):
                     bad = [r for r in pool if r not in ok]
                     ax.scatter(
                         [r["config"]["lr"] for r in ok],
-                        [r["best_metric"] for r in ok],
+                        _drawn([r["best_metric"] for r in ok], w),
                         s=size,
                         marker=marker,
                         color=colors[o],
@@ -345,10 +360,15 @@ def heatmap_figure(rows: Rows, workload: str, optimizers: Sequence[str], bins: i
         if spec.mode == "min"
         else matplotlib.colors.Normalize(vmin=vmin, vmax=vmax)
     )
+    columns = min(3, len(panels))
+    nrows = math.ceil(len(panels) / columns)
     with matplotlib.rc_context({**STYLE, "axes.grid": False}):
-        figure = new_figure((2.9 * len(panels) + 0.8, 3.2))
+        figure = new_figure((3.4 * columns + 1.0, 3.0 * nrows + 0.4))
         figure.set_layout_engine("constrained")
-        axes = figure.subplots(1, len(panels), squeeze=False)[0]
+        grid_axes = figure.subplots(nrows, columns, squeeze=False).ravel()
+        for ax in grid_axes[len(panels) :]:
+            ax.set_visible(False)
+        axes = grid_axes[: len(panels)]
         image = None
         for ax, o in zip(axes, panels):
             pool = _pool(rows, workload, o)
@@ -371,6 +391,7 @@ def heatmap_figure(rows: Rows, workload: str, optimizers: Sequence[str], bins: i
                     diverged[y, x] = diverged[y, x] or np.isnan(grid[y, x])
                     continue
                 diverged[y, x] = False
+                value = max(value, FLOOR) if spec.mode == "min" else value
                 if np.isnan(grid[y, x]) or _oriented(value, spec.mode) > _oriented(grid[y, x], spec.mode):
                     grid[y, x] = value
             ax.set_facecolor("#eef1f5")  # no trial in the cell
@@ -404,20 +425,23 @@ def starting_points_figure(rows: Rows, workloads: Sequence[str], lrs: Sequence[f
             spec = get_workload(w)
             labels, medians, lows, highs, colors = [], [], [], [], []
             for t, lr in enumerate(lrs):
-                values = [
-                    r["best_metric"]
-                    for r in rows
-                    if r["workload"] == w
-                    and r["optimizer"] == "adam"
-                    and r["ruleset"] == "self"
-                    and r["trial"] == t
-                ]
+                values = _drawn(
+                    [
+                        r["best_metric"]
+                        for r in rows
+                        if r["workload"] == w
+                        and r["optimizer"] == "adam"
+                        and r["ruleset"] == "self"
+                        and r["trial"] == t
+                    ],
+                    w,
+                )
                 labels.append(f"lr {lr:g}")
                 colors.append("#7f7f7f")
                 medians.append(np.median(values) if values else np.nan)
                 lows.append(np.percentile(values, 25) if values else np.nan)
                 highs.append(np.percentile(values, 75) if values else np.nan)
-            values = [r["best_metric"] for r in tuned.get((w, "adam"), [])]
+            values = _drawn([r["best_metric"] for r in tuned.get((w, "adam"), [])], w)
             labels.append("tuned")
             colors.append(COLORS[1])
             medians.append(np.median(values) if values else np.nan)

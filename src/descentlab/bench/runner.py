@@ -159,7 +159,9 @@ class Recorder:
     ) -> None:
         self.workload, self.model, self.train, self.adapter = workload, model, train, adapter
         self.on_eval, self.final_step = on_eval, final_step
-        self.curve: dict[str, list[float]] = {k: [] for k in ("step", "evals", "seconds", "metric", "val_loss")}
+        self.curve: dict[str, list[float]] = {
+            k: [] for k in ("step", "evals", "seconds", "metric", "val_loss")
+        }
         self.final_train_loss = math.nan
         self.steps = self.evals = 0
         self.train_seconds = self.eval_seconds = 0.0
