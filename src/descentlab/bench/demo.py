@@ -30,10 +30,19 @@ def bench_section(directory: Path, options):
     from . import run_bench
     from .figures import profile_figure
     from .report import collect
-    from .storage import RunDirectory
+    from .storage import BenchError, RunDirectory
     from .workloads import get_workload
 
-    out = run_bench(Path(directory) / "bench", **DEMO_RUN, jobs=1, command="descentlab demo (bench section)")
+    target = Path(directory) / "bench"
+    try:
+        out = run_bench(target, **DEMO_RUN, jobs=1, command="descentlab demo (bench section)")
+    except BenchError:
+        if not (target / "run.json").is_file():  # not a run the demo made: leave it alone
+            raise
+        import shutil
+
+        shutil.rmtree(target)  # the demo's own run from another version or with other options: redo it
+        out = run_bench(target, **DEMO_RUN, jobs=1, command="descentlab demo (bench section)")
     rows = collect(RunDirectory.open(out))
     save_figure(
         profile_figure(rows, DEMO_RUN["optimizers"], DEMO_RUN["rulesets"]), Path(directory) / "bench.png"
@@ -78,4 +87,6 @@ def _steps(value) -> str:
 
 
 def _list(names: list[str]) -> str:
+    if not names:
+        return ""
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
