@@ -131,7 +131,7 @@ def test_resume_after_sigkill_repeats_only_the_killed_trials(reference, tmp_path
     with sqlite3.connect(out / "study.db") as db:
         before = dict(
             db.execute(
-                "SELECT t.number, a.value_json FROM trials t JOIN trial_user_attributes a "
+                "SELECT t.trial_id, a.value_json FROM trials t JOIN trial_user_attributes a "
                 "ON a.trial_id = t.trial_id WHERE t.state = 'COMPLETE' AND a.key = 'result'"
             )
         )
@@ -145,11 +145,11 @@ def test_resume_after_sigkill_repeats_only_the_killed_trials(reference, tmp_path
     with sqlite3.connect(out / "study.db") as db:
         after = dict(
             db.execute(
-                "SELECT t.number, a.value_json FROM trials t JOIN trial_user_attributes a "
+                "SELECT t.trial_id, a.value_json FROM trials t JOIN trial_user_attributes a "
                 "ON a.trial_id = t.trial_id WHERE t.state = 'COMPLETE' AND a.key = 'result'"
             )
         )
-    assert all(after[number] == value for number, value in before.items())  # nothing finished was re-run
+    assert all(after[trial] == value for trial, value in before.items())  # nothing finished was re-run
     rows, expected = _rows(out), _rows(reference)
     assert rows == expected  # every (configuration, seed) and every result as in the uninterrupted run
     assert {(r["params"], r["seed"]) for r in rows} == {(r["params"], r["seed"]) for r in expected}

@@ -75,6 +75,11 @@ def best_per_study(rows: Rows, ruleset: str = "external") -> dict[tuple[str, str
     return dict(best)
 
 
+def _legend(ax, **options) -> None:
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**options)
+
+
 def _grid(count: int, columns: int = 2) -> tuple[int, int]:
     columns = min(columns, count)
     return math.ceil(count / columns), columns
@@ -140,7 +145,7 @@ def profile_figure(rows: Rows, optimizers: Sequence[str], rulesets: Sequence[str
             ax.set_title(f"{label}: time in {measure}")
             ax.set_xlabel("τ  (time ÷ fastest optimizer's time on the workload)")
             ax.set_ylabel("ρ(τ): fraction of workloads")
-            ax.legend(loc="lower right")
+            _legend(ax, loc="lower right")
         figure.tight_layout()
     return figure
 
@@ -245,7 +250,7 @@ def tuning_figure(rows: Rows, workloads: Sequence[str], optimizers: Sequence[str
             ax.set_ylabel(f"best {workload.metric}")
         for ax in axes[len(workloads) :]:
             ax.set_visible(False)
-        axes[0].legend(loc="best")
+        _legend(axes[0], loc="best")
         figure.tight_layout()
     return figure
 
@@ -271,7 +276,7 @@ def reach_figure(rows: Rows, workloads: Sequence[str], optimizers: Sequence[str]
             ax.set_ylabel("probability")
         for ax in axes[len(workloads) :]:
             ax.set_visible(False)
-        axes[0].legend(loc="lower right")
+        _legend(axes[0], loc="lower right")
         figure.tight_layout()
     return figure
 
@@ -326,7 +331,7 @@ def lr_figure(rows: Rows, workloads: Sequence[str], optimizers: Sequence[str]):
             ax.set_ylabel(f"best {workload.metric}")
         for ax in axes[len(workloads) :]:
             ax.set_visible(False)
-        axes[0].legend(loc="best", ncol=2)
+        _legend(axes[0], loc="best", ncol=2)
         figure.tight_layout()
     return figure
 
@@ -498,6 +503,6 @@ def generalisation_figure(rows: Rows, workloads: Sequence[str], optimizers: Sequ
             ax.set_ylabel(f"final validation {spec.metric}")
         for ax in axes[len(workloads) :]:
             ax.set_visible(False)
-        axes[0].legend(loc="best")
+        _legend(axes[0], loc="best")
         figure.tight_layout()
     return figure
