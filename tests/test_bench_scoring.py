@@ -195,3 +195,15 @@ def test_algoperf_v05_scores_are_reproduced_from_its_per_workload_times(ruleset,
     assert max(abs(plain[n] - published[n]) for n in published) > 1e-4
     exact = benchmark_score(times, variants=HELD_OUT)
     assert max(abs(exact[n] - published[n]) for n in published) > 1e-4
+
+
+def test_bench_score_prints_the_leaderboard_numbers(capsys):
+    from descentlab.cli import main
+
+    args = ["bench", "score", str(DATA / "algoperf_v05_times_external.csv"), "--grid", "100"]
+    args += [a for variant, base in HELD_OUT.items() for a in ("--variant", f"{variant}={base}")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "0.7784" in out and "0.7077" in out and "0.3384" in out
+    assert main(["bench", "score", str(DATA / "algoperf_v05_times_external.csv"), "--variant", "nope=wmt"]) == 2
+    assert "--variant names workloads the table does not have: nope" in capsys.readouterr().err

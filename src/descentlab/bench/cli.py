@@ -334,6 +334,12 @@ def score(
         ),
     ],
     r_max: Annotated[float, typer.Option(help="τ range [1, r_max] of the profile")] = 4.0,
+    variant: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="held-out variant of a base workload, 'variant=base' (repeatable): AlgoPerf's rule"
+        ),
+    ] = None,
     grid: Annotated[
         int | None,
         typer.Option(
@@ -345,7 +351,7 @@ def score(
 
     Example:
 
-        descentlab bench score times.csv --grid 100
+        descentlab bench score times.csv --grid 100 --variant fastmri_tanh=fastmri
     """
     from .scoring import benchmark_score, performance_profile, read_times
     from .storage import BenchError
@@ -355,9 +361,19 @@ def score(
     if grid is not None and grid < 2:
         raise BenchError(f"--grid must be an integer ≥ 2, got {grid}")
     times = read_times(table)
+    variants = {}
+    for text in variant or []:
+        held_out, _, base = text.partition("=")
+        if not base:
+            raise BenchError(f"--variant must read 'variant=base', got {text!r}")
+        variants[held_out.strip()] = base.strip()
+    known = {w for row in times.values() for w in row}
+    unknown = sorted((set(variants) | set(variants.values())) - known)
+    if unknown:
+        raise BenchError(f"--variant names workloads the table does not have: {', '.join(unknown)}")
     taus = [1.0, 1.25, 1.5, 2.0, 3.0, r_max]
-    profile = performance_profile(times, taus, r_max)
-    scores = benchmark_score(times, r_max, grid)
+    profile = performance_profile(times, taus, r_max, variants)
+    scores = benchmark_score(times, r_max, grid, variants)
     result = Table(
         title=f"{table}: ρ(τ) and score B ({'exact' if grid is None else f'trapezoid, {grid} points'})",
         title_justify="left",
