@@ -205,5 +205,6 @@ def test_bench_score_prints_the_leaderboard_numbers(capsys):
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "0.7784" in out and "0.7077" in out and "0.3384" in out
-    assert main(["bench", "score", str(DATA / "algoperf_v05_times_external.csv"), "--variant", "nope=wmt"]) == 2
+    table = str(DATA / "algoperf_v05_times_external.csv")
+    assert main(["bench", "score", table, "--variant", "nope=wmt"]) == 2
     assert "--variant names workloads the table does not have: nope" in capsys.readouterr().err
