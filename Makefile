@@ -39,10 +39,12 @@ $(DOCS_STAMP): $(RUNTIME_STAMP)
 	$(PIP) install --quiet -e ".[docs]" "$(TORCH_PIN)"
 	touch $@
 
-# pytorch-optimizer (a comparison in the benchmark) without its dependencies: it cannot pull a torch.
+# the reference packages (comparisons in the benchmark) without their dependencies: they cannot pull
+# a torch. heavyball's one other dependency, opt-einsum, has none.
 $(BENCH_STAMP): $(RUNTIME_STAMP)
 	$(PIP) install --quiet -e ".[bench]" "$(TORCH_PIN)"
-	$(PIP) install --quiet --no-deps pytorch-optimizer
+	$(PIP) install --quiet --no-deps pytorch-optimizer==4.1.0 schedulefree==1.4.1 prodigyopt==1.1.2 \
+		heavyball==3.2.1 opt-einsum
 	touch $@
 
 demo: $(RUNTIME_STAMP)

@@ -6,7 +6,8 @@ on shared machines mean little:
 * ``x floor``  — time / (bytes the algorithm must move ÷ streaming bandwidth), the
   bandwidth measured in the same run with ``a.add_(b)`` on 64M-element float32 tensors
   (12 bytes per element);
-* ``x torch``  — time / torch's best path for the same algorithm (for-loop, foreach, fused);
+* ``x torch``  — time / the peers' best path for the same algorithm (torch's for-loop, foreach and
+  fused paths, or the reference package);
 * first step — wall time of the first ``step()`` (includes compilation for the fast path;
   "cold" with an empty inductor cache, "warm" with the on-disk cache filled);
 * transient  — peak extra memory during a step, in bytes per parameter (from the process's
@@ -79,6 +80,30 @@ ALGOS = [
     Algo("Lion", {"lr": 1e-4, "betas": (0.9, 0.99)}, 20),
     Algo("HeavyBall", {"lr": 1e-3, "momentum": 0.9}, 20),
     Algo("DeltaBarDelta", {"lr": 1e-2}, 28),
+    # issue 19: the rest of torch.optim (Muon is left out: it takes only matrices, the cases are vectors)
+    Algo("RAdam", {"lr": 1e-3}, 28, "RAdam"),
+    Algo("Adafactor", {"lr": 1e-2}, 12, "Adafactor"),  # vectors: its second moment is a full vector (+8)
+    # modern optimizers; ``peers``: the reference package's optimizer for the same settings
+    Algo("ScheduleFreeAdamW", {"lr": 2.5e-3}, 28,
+         peers={"schedulefree": lambda ps, kw: (lambda o: o.train() or o)(  # it starts in eval mode
+             __import__("schedulefree").AdamWScheduleFree(ps, **kw))}),
+    Algo("ScheduleFreeSGD", {"lr": 1.0}, 20,
+         peers={"schedulefree": lambda ps, kw: (lambda o: o.train() or o)(
+             __import__("schedulefree").SGDScheduleFree(ps, **kw))}),
+    Algo("Prodigy", {"lr": 1.0}, 40,  # reads p, g, m, v, s, p0; writes p, m, v, s
+         peers={"prodigyopt": lambda ps, kw: __import__("prodigyopt").Prodigy(ps, **kw)}),
+    Algo("Lamb", {"lr": 1e-3, "bias_correction": False}, 28,
+         peers={"pytorch_optimizer": lambda ps, kw: __import__("pytorch_optimizer").Lamb(
+             ps, lr=kw["lr"], weight_decouple=False, adam_debias=True)}),
+    Algo("Lars", {"lr": 1e-3}, 20,
+         peers={"pytorch_optimizer": lambda ps, kw: __import__("pytorch_optimizer").LARS(ps, **kw)}),
+    Algo("SOAP", {"lr": 3e-3}, 28,  # vectors: SOAP is Adam on them (no factor); heavyball compiles its step
+         # heavyball clears .grad in step() unless told not to (the benchmark reuses one gradient)
+         peers={"heavyball": lambda ps, kw: __import__("heavyball").SOAP(ps, consume_grad=False, **kw)}),
+    Algo("AdaBelief", {"lr": 1e-3}, 28,
+         peers={"pytorch_optimizer": lambda ps, kw: __import__("pytorch_optimizer").AdaBelief(ps, **kw)}),
+    Algo("Yogi", {"lr": 1e-2}, 28,
+         peers={"pytorch_optimizer": lambda ps, kw: __import__("pytorch_optimizer").Yogi(ps, **kw)}),
 ]
 
 
@@ -164,7 +189,11 @@ def measure(make_opt: Callable, sizes: list[int], steps: int, warmup: int) -> Me
 
 
 def variants(algo: Algo) -> dict[str, Callable]:
+    """descentlab's default path (no compilation: torch's fused kernel where one implements the chain,
+    else the chain runner in pieces), its compiled fast path (``fast=True``) and its reference eager
+    path (``fast=False``), against torch's paths and the reference packages."""
     out: dict[str, Callable] = {
+        "descentlab default": lambda ps: getattr(dl, algo.name)(ps, **algo.kwargs),
         "descentlab fast": lambda ps: getattr(dl, algo.name)(ps, fast=True, **algo.kwargs),
         "descentlab eager": lambda ps: getattr(dl, algo.name)(ps, fast=False, **algo.kwargs),
     }
@@ -180,6 +209,12 @@ def variants(algo: Algo) -> dict[str, Callable]:
     peer = _pytorch_optimizer_peers().get(algo.name)
     if peer is not None:
         out["pytorch_optimizer"] = lambda ps: peer(ps, algo.kwargs)
+    for label, make in algo.peers.items():
+        try:
+            make([torch.nn.Parameter(torch.zeros(2, 2))], algo.kwargs)
+        except ImportError:
+            continue
+        out[label] = lambda ps, make=make: make(ps, algo.kwargs)
     return out
 
 
@@ -227,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 results[label] = measure(make, sizes, args.steps, args.warmup)
             torch_best = min(
-                (m.ms for k, m in results.items() if k.startswith("torch")), default=None
+                (m.ms for k, m in results.items() if not k.startswith("descentlab")), default=None
             )
             for label, m in results.items():
                 vs_torch = f"{m.ms / torch_best:9.2f}" if torch_best else f"{'-':>9}"

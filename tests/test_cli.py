@@ -94,7 +94,7 @@ def test_unwritable_output_directory(capsys, tmp_path):
     assert code == 2 and stderr.count("\n") == 1 and "--out" in stderr
 
 
-@pytest.mark.parametrize("command", ["race", "schedule", "list", "demo"])
+@pytest.mark.parametrize("command", ["race", "schedule", "list", "train", "demo"])
 def test_every_subcommand_has_help_with_an_example(capsys, command):
     code, stdout, _ = run(capsys, command, "--help")
     assert code == 0

@@ -8,6 +8,7 @@ tensor subclasses such as ``DTensor``. The reference is torch.optim's SGD/Adam o
 
 from __future__ import annotations
 
+import copy
 import warnings
 
 import pytest
@@ -120,3 +121,43 @@ def test_describe_execution_reports_every_bucket():
     assert sorted((str(r["dtype"]), r["parameters"], r["numel"]) for r in rows) == [
         ("torch.float32", 2, 18), ("torch.float64", 2, 56)]
     assert {r["path"] for r in rows} == {"fused"}  # torch's SGD kernel; small buckets are not compiled
+
+
+@needs_compile
+@pytest.mark.parametrize("bucket_size", ["larger", "exact"])
+def test_parameters_living_in_another_buffer_are_never_taken_over(bucket_size):
+    """What ZeroRedundancyOptimizer(parameters_as_bucket_view=True) does before our first step: the
+    parameters become views into its bucket — larger than them, or exactly one parameter's size.
+    Flattening them would leave that bucket stale; they must be updated where they are."""
+    model, twin = _twins()
+    buckets = []
+    for p in model.parameters():
+        extra = 3 if bucket_size == "larger" else 0
+        bucket = torch.zeros(p.numel() + extra, dtype=p.dtype)
+        bucket[: p.numel()].copy_(p.detach().reshape(-1))
+        p.data = bucket[: p.numel()].view_as(p)
+        buckets.append(bucket)
+    opt = dl.Adam(model.parameters(), lr=0.01, fast=True)
+    ref = torch.optim.Adam(twin.parameters(), lr=0.01)
+    _train(model, opt, 4)
+    _train(twin, ref, 4)
+    assert opt.describe_execution()[0]["path"] == "eager"
+    for p, bucket in zip(model.parameters(), buckets):
+        assert torch.equal(bucket[: p.numel()], p.detach().reshape(-1))  # the bucket saw every update
+    _assert_same(model, twin)
+
+
+@needs_compile
+def test_a_checkpoint_load_keeps_the_flat_buffer_ours():
+    """After load_state_dict the parameters still live in our old flat buffer: flattened again, the
+    run continues compiled, bit for bit as an uninterrupted one."""
+    model, twin = _twins()
+    opt = dl.SGD(model.parameters(), lr=0.05, momentum=0.9, fast=True)
+    twin_opt = dl.SGD(twin.parameters(), lr=0.05, momentum=0.9, fast=True)
+    _train(model, opt, 3)
+    _train(twin, twin_opt, 3)
+    opt.load_state_dict(copy.deepcopy(twin_opt.state_dict()))
+    _train(model, opt, 3, start=3)
+    _train(twin, twin_opt, 3, start=3)
+    assert opt.describe_execution()[0]["path"] == "compiled"
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), twin.parameters()))

@@ -29,7 +29,8 @@ from _optim_helpers import (
 )
 
 STEPS = 100
-TORCH_NAMES = ["SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "Adamax", "NAdam", "Rprop", "ASGD"]
+TORCH_NAMES = ["SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "Adamax", "NAdam", "Rprop", "ASGD",
+               "RAdam", "Adafactor"]  # Muon (2-D parameters only): tests/test_optim_torch_extra.py
 
 # (optimizer name, keyword arguments) — each configuration torch.optim implements.
 CONFIGS: list[tuple[str, dict]] = [
@@ -75,6 +76,16 @@ CONFIGS: list[tuple[str, dict]] = [
     ("ASGD", dict(lr=0.05, lambd=0.01, alpha=0.5, t0=20.0)),
     ("ASGD", dict(lr=0.05, t0=0.0, weight_decay=0.1)),
     ("ASGD", dict(lr=0.05, t0=10.0, maximize=True)),
+    ("RAdam", dict(lr=0.01)),
+    ("RAdam", dict(lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1)),
+    ("RAdam", dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)),
+    ("RAdam", dict(lr=0.01, betas=(0.5, 0.9), weight_decay=0.05, maximize=True)),
+    ("Adafactor", dict()),
+    ("Adafactor", dict(lr=0.05, weight_decay=0.1)),
+    # eps[0] given: with None, torch takes ε₁ from the *first* parameter's dtype for the whole group
+    ("Adafactor", dict(lr=0.01, beta2_decay=-0.5, eps=(1e-30, 1e-3), d=2.0, maximize=True)),
+    ("Adafactor", dict(lr=0.5)),
+    ("Adafactor", dict(lr=0.02, eps=(1e-12, 1e-2), d=1.2, weight_decay=0.01)),
 ]
 
 
@@ -142,16 +153,16 @@ def test_matches_torch_float64(config):
     )
 
 
-@pytest.mark.parametrize("executor", ["runner", "chunks"])
+@pytest.mark.parametrize("executor", ["runner", "chunks", "packs"])
 @pytest.mark.parametrize("config", CONFIGS, ids=_config_id)
 def test_every_eager_executor_matches_torch_float64(config, executor, monkeypatch):
     """The chain runner itself (``fast=False``: no fused kernel, no compilation), on the whole
-    bucket at once and in chunks of 7 elements (chunk boundaries inside and across tensors)."""
+    bucket as one piece, in pieces of 7 elements (boundaries inside tensors) and of 50 (tensors packed)."""
     from descentlab.optim import executors
 
     name, kwargs = config
-    if executor == "chunks":
-        monkeypatch.setattr(executors, "CHUNK_ELEMENTS", 7)
+    if executor in ("chunks", "packs"):  # 7: every tensor cut up; 50: (40 + 8) and (24 + 3) packed
+        monkeypatch.setattr(executors, "CHUNK_ELEMENTS", 7 if executor == "chunks" else 50)
     model_t, model_d, opt_t, opt_d = run_side_by_side(name, kwargs, only_descentlab={"fast": False})
     assert opt_d.describe_execution()[0]["path"] == "eager"
     assert_params_close(model_d, model_t, what=f"{_config_id(config)} {executor}")
@@ -183,6 +194,8 @@ PER_GROUP_OVERRIDES = {
     "NAdam": dict(lr=0.003, momentum_decay=0.02),
     "Rprop": dict(lr=0.002, etas=(0.4, 1.1)),
     "ASGD": dict(lr=0.02, t0=5.0, lambd=0.001),
+    "RAdam": dict(lr=0.002, betas=(0.7, 0.95), weight_decay=0.05),
+    "Adafactor": dict(lr=0.02, beta2_decay=-0.6, d=1.5),
 }
 GROUP_BASE = {
     "SGD": dict(lr=0.05, momentum=0.9),
@@ -195,6 +208,8 @@ GROUP_BASE = {
     "NAdam": dict(lr=0.01),
     "Rprop": dict(lr=0.01),
     "ASGD": dict(lr=0.05, t0=10.0),
+    "RAdam": dict(lr=0.01),
+    "Adafactor": dict(lr=0.01),
 }
 
 
@@ -225,6 +240,8 @@ FLOAT32_CONFIGS = [
     ("NAdam", dict(lr=0.01)),
     ("ASGD", dict(lr=0.05, t0=10.0)),
     ("Rprop", dict(lr=0.01, etas=(0.3, 1.3))),
+    ("RAdam", dict(lr=0.01, weight_decay=0.01, decoupled_weight_decay=True)),
+    ("Adafactor", dict(lr=0.02, weight_decay=0.01)),
 ]
 
 
@@ -491,7 +508,7 @@ def test_state_keys_and_bytes_match_torch(config):
 def test_defaults_match_torch():
     import inspect
 
-    for name in TORCH_NAMES:
+    for name in [*TORCH_NAMES, "SparseAdam"]:
         sig_t = inspect.signature(getattr(torch.optim, name).__init__).parameters
         sig_d = inspect.signature(getattr(dl, name).__init__).parameters
         for pname, param in sig_t.items():

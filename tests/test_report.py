@@ -180,3 +180,152 @@ def test_every_experiment_takes_directory_and_options(tmp_path):
 def test_no_gif_means_no_animation(tmp_path):
     section = report.two_minima(tmp_path, report.ReportOptions(gif=False))
     assert section.extra_image is None and not (tmp_path / "two-minima.gif").exists()
+
+
+# -- galleries of captioned figures and the two training sections ----------------------------------------
+def _gallery(page_html: str) -> list[tuple[str, str]]:
+    """``(link, image)`` of every gallery figure: the link around each image and the image itself."""
+    import re
+
+    return re.findall(r'<a href="([^"]*)" title="full size"><img src="([^"]*)"', page_html)
+
+
+def test_the_training_sections_show_linked_captioned_figures(built):
+    from markupsafe import escape
+
+    out, index, sections, _, _ = built
+    html = index.read_text("utf-8")
+    gallery = _gallery(html)
+    by_slug = {s.slug: s for s in sections}
+    practice, diagnosis = by_slug["training-practice"], by_slug["diagnosis"]
+    assert len(practice.figures) == 5 and len(diagnosis.figures) == 7
+    for section in (practice, diagnosis):
+        assert section.image is None and section.finding and section.rows
+        for figure in section.figures:
+            assert (figure.image, figure.image) in gallery  # each thumbnail links to its full-size file
+            with Image.open(out / figure.image) as image:
+                assert image.format == "PNG" and image.width > 600
+            assert figure.caption.endswith(".") and any(ch.isdigit() for ch in figure.caption)
+            assert str(escape(figure.caption)) in html  # escaped, as every text
+    rows = {row[0]: row for row in diagnosis.rows}
+    assert rows["healthy"][2] == "none"  # the control raises no flag
+    for name, row in rows.items():
+        assert row[-1] == "yes", row  # each planted pathology raised its label
+        if name != "healthy":
+            assert row[1] in row[2].split(", ")
+    assert all(row[-1] in ("yes", "") for row in practice.rows), practice.rows
+
+
+def _fake_practice(directory, ratio=0.98, stratified=0.0):
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name in ("range_test", "early_stopping", "tbptt", "balanced_batches", "gradient_noise"):
+        paths[name] = str(directory / f"{name}.png")
+    return {
+        "range_test": {"path": paths["range_test"], "suggested_lr": 0.3 * ratio, "grid_best_lr": 0.3,
+                       "ratio": ratio, "curvature_lr": 3.5, "lambda_max": 0.57, "rule": "combined",
+                       "caption": "range test caption 1."},
+        "early_stopping": {"path": paths["early_stopping"], "best_epoch": 11, "stopped_epoch": 21,
+                           "best_val_loss": 0.7, "val_loss_at_stop": 0.8, "train_loss_at_best": 0.9,
+                           "train_loss_at_stop": 0.5, "caption": "early stopping caption 2."},
+        "tbptt": {"path": paths["tbptt"], "ks": [1, 4, 16, 64], "T": 64,
+                  "memory_ratio": [0.02, 0.07, 0.27, 1.0], "gradient_error": [0.3, 0.2, 0.0617, 0.0],
+                  "caption": "tbptt caption 3."},
+        "balanced_batches": {"path": paths["balanced_batches"], "batch_size": 40, "batches": 281,
+                             "missing_class_fraction": {"WeightedRandomSampler + class_weights": 0.23,
+                                                        "StratifiedBatchSampler": stratified},
+                             "caption": "batches caption 4."},
+        "gradient_noise": {"path": paths["gradient_noise"], "batch_sizes": [4, 256], "critical_batch": 77.0,
+                           "ratio_to_formula": [0.95, 1.02], "caption": "noise caption 5."},
+    }
+
+
+def test_the_training_practice_section_is_made_of_the_measured_numbers(tmp_path, monkeypatch):
+    import descentlab.training as training
+
+    monkeypatch.setattr(training, "training_practice_figures", lambda d: _fake_practice(Path(d)))
+    section = report.training_practice(tmp_path, report.ReportOptions())
+    names = ("range_test", "early_stopping", "tbptt", "balanced_batches", "gradient_noise")
+    assert [f.image for f in section.figures] == [f"training-practice/{n}.png" for n in names]
+    assert [f.caption for f in section.figures][2] == "tbptt caption 3."
+    for text in ("0.98×", "epoch 11 of 21", "0.27× the memory", "6.2% gradient", "23%", "within 5%"):
+        assert text in section.finding, text
+    assert [row[-1] for row in section.rows] == ["yes"] * 7 + [""]
+    assert section.rows[-1][1] == "77"
+    monkeypatch.setattr(training, "training_practice_figures",
+                        lambda d: _fake_practice(Path(d), ratio=4.0, stratified=0.01))
+    failing = report.training_practice(tmp_path, report.ReportOptions())
+    assert failing.rows[0][-1] == "no" and failing.rows[5][-1] == "no" and "4.00×" in failing.finding
+
+
+def _fake_case(directory, name, expected, labels, measured):
+    flags = [{"label": label, "step": 3, "layer": "0", "value": 1.0, "threshold": 2.0,
+              "evidence": f"evidence of {label}", "advice": "", "severity": "problem"} for label in labels]
+    return name, {"path": str(directory / f"diagnosis-{name}.png"), "expected": expected, "labels": labels,
+                  "flags": flags, "measured": {"steps": 40, **measured}, "caption": f"{name} caption."}
+
+
+def test_the_diagnosis_section_is_made_of_the_flags_raised(tmp_path, monkeypatch):
+    import torch
+
+    import descentlab.diagnostics as diagnostics
+
+    seen = []
+
+    def fake(directory, missed=False, noisy_control=False):
+        directory = Path(directory)
+        seen.append(torch.get_num_threads())
+        torch.manual_seed(123)  # the cases seed torch: the section must put the RNG back
+        return dict([
+            _fake_case(directory, "healthy", None, ["saturated"] if noisy_control else [],
+                       {"grad_ratio_min": 0.6, "grad_ratio_max": 0.84, "update_ratio_max": 0.078,
+                        "update_ratio_min": 0.0066, "sharpness_max": 0.73, "sharpness_bound": 3.8}),
+            _fake_case(directory, "vanishing", "vanishing", ["update-ratio-low"] if missed else
+                       ["vanishing", "plateau:saddle"], {}),
+            _fake_case(directory, "saturated", "saturated", ["saturated"], {}),
+        ])
+
+    torch.manual_seed(7)
+    state, threads = torch.get_rng_state(), torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        monkeypatch.setattr(diagnostics, "diagnosis_figures", lambda d: fake(d))
+        section = report.diagnosis(tmp_path, report.ReportOptions())
+        assert seen == [1] and torch.get_num_threads() == 2  # one thread inside, put back after
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert [row[0] for row in section.rows] == ["healthy", "vanishing", "saturated"]
+    closest = "update ratio 0.078, 3.8× below the update-ratio-high threshold 0.3"
+    assert section.rows[0][2:] == ["none", closest, "yes"]
+    assert section.rows[1][3] == "evidence of vanishing (step 3)" and section.rows[1][-1] == "yes"
+    assert section.finding.startswith("2 of 2 planted pathologies raised their label and the healthy "
+                                      "control raised no flag; the control's closest approach to a "
+                                      f"threshold: {closest}.")
+    assert "1 of the 2 also raised other labels (vanishing: plateau:saddle)" in section.finding
+    captions = ["healthy caption.", "vanishing caption.", "saturated caption."]
+    assert [f.caption for f in section.figures] == captions
+    monkeypatch.setattr(diagnostics, "diagnosis_figures", lambda d: fake(d, missed=True, noisy_control=True))
+    failing = report.diagnosis(tmp_path, report.ReportOptions())
+    assert [row[-1] for row in failing.rows] == ["no", "no", "yes"]
+    assert failing.finding.startswith("1 of 2 planted pathologies raised their label and the healthy control "
+                                      "raised flags")
+
+
+def test_figures_are_escaped_and_a_section_needs_an_image_or_figures():
+    hostile = "<script>alert('x')</script>"
+    figure = report.Figure(image='c.png" onerror="alert(1)', caption=hostile)
+    page = report.render_page([_section(image=None, figures=[figure])], 1.0)
+    assert "<script>" not in page and 'onerror="' not in page and "&lt;script&gt;" in page
+    parsed = _Page()
+    parsed.feed(page)
+    assert parsed.images == ['c.png" onerror="alert(1)']  # one attribute, quotes escaped
+    assert _gallery(page) == [('c.png&#34; onerror=&#34;alert(1)', 'c.png&#34; onerror=&#34;alert(1)')]
+    with pytest.raises(ValueError, match="needs an image or figures"):
+        _section(image=None)
+    with pytest.raises(ValueError, match=r"figures\[0\] must be a Figure"):
+        _section(figures=["a.png"])
+    with pytest.raises(TypeError):
+        report.Figure("a.png", "caption")  # keywords only
+    single = report.render_page([_section()], 1.0)
+    assert 'class="gallery"' not in single and '<img src="a.png"' in single  # unchanged single-image sections

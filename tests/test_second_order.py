@@ -67,6 +67,39 @@ def test_newton_solves_a_quadratic_in_one_step():
     assert opt.solver_state["func_evals"] == 2  # the Hessian evaluation and the accepted step
 
 
+def test_newton_evaluates_each_accepted_point_once():
+    # Every iteration accepts its first trial step t = 1 here: the search's evaluation at t = 1 keeps
+    # the gradient's graph, so the next Hessian needs no second closure call (before: 2 per iteration).
+    p = nn.Parameter(torch.tensor([0.8, -0.6, 1.2], dtype=torch.float64))
+    opt = so.Newton([p], max_iter=50, tolerance_grad=1e-10)
+    calls = []
+
+    def closure():
+        calls.append(p.detach().clone())
+        return torch.sum(p**2 / 2 + p**4 / 4 + torch.cosh(p))
+
+    opt.step(closure)
+    state = opt.solver_state
+    assert p.detach().abs().max() < 1e-10 and state["n_iter"] >= 4
+    assert state["func_evals"] == len(calls) == state["n_iter"] + 1
+    assert len({tuple(c.tolist()) for c in calls}) == len(calls)  # no point evaluated twice
+
+
+def test_indefinite_hessian_regularisation_follows_ueda_yamashita():
+    from descentlab.second_order.direction import damped_newton_direction
+
+    h = torch.diag(torch.tensor([-2.0, 1.0, 4.0], dtype=torch.float64))
+    g = torch.tensor([0.3, -0.4, 0.0], dtype=torch.float64)
+    d, mu = damped_newton_direction(h, g)
+    assert mu == pytest.approx(2 * 2.0 + 0.5)  # 2·(−λ_min) + ‖g‖
+    torch.testing.assert_close(d, -g / (torch.diagonal(h) + mu))
+    assert torch.dot(g, d) < 0
+    # positive definite: the pure Newton step, no damping
+    d, mu = damped_newton_direction(h.abs(), g)
+    assert mu == 0.0
+    torch.testing.assert_close(d, -g / torch.diagonal(h.abs()))
+
+
 def test_newton_on_a_model_matches_scipy_newton_cg_minimum():
     torch.manual_seed(0)
     x, y = torch.randn(40, 3, dtype=torch.float64), torch.randint(0, 2, (40,)).double()

@@ -274,6 +274,128 @@ def test_a_nan_gradient_is_a_failed_search_not_an_exception():
     assert torch.equal(p.detach(), torch.tensor([1.0, 2.0], dtype=torch.float64))
 
 
+def powell_badly_scaled(p):  # Moré, Garbow & Hillstrom (1981), problem 3, from (0, 1)
+    return (1e4 * p[0] * p[1] - 1) ** 2 + (torch.exp(-p[0]) + torch.exp(-p[1]) - 1.0001) ** 2
+
+
+def brown_badly_scaled(p):  # MGH problem 4, from (1, 1); the minimum is at (1e6, 2e-6)
+    return (p[0] - 1e6) ** 2 + (p[1] - 2e-6) ** 2 + (p[0] * p[1] - 2) ** 2
+
+
+# name → (f, start, dtype); "nan away" is NaN everywhere but at the start
+HOSTILE = {
+    "nan away from the start": (None, [1.0, 2.0], torch.float64),
+    "inf beyond a radius": (
+        lambda p: torch.where(p.norm() > 1.5, math.inf, (p**2).sum() - 3 * p.sum()),
+        [1.0, 0.5],
+        torch.float64,
+    ),
+    "non-finite gradient": (lambda p: p.abs().sqrt().sum(), [0.0, 1.0], torch.float64),
+    "nan loss": (lambda p: (p**2).sum() * math.nan, [1.0, 2.0], torch.float64),
+    "log of a negative": (lambda p: -torch.log(p).sum() + 10 * p.sum(), [0.05, 0.02], torch.float64),
+    "float32 overflow": (lambda p: 1e20 * (p[0] - 1) ** 2 + (p[1] / 1e20) ** 2, [1.5, -1.0], torch.float32),
+    "Powell badly scaled": (powell_badly_scaled, [0.0, 1.0], torch.float64),
+    "Brown badly scaled": (brown_badly_scaled, [1.0, 1.0], torch.float64),
+    "Brown badly scaled, float32": (brown_badly_scaled, [1.0, 1.0], torch.float32),
+}
+# every solver on a bare parameter (K-FAC needs a model: tested below), with each line search
+PARAMETER_SOLVERS = [
+    ("Newton", {}),
+    ("Newton", {"line_search_fn": "backtracking"}),
+    ("Newton", {"line_search_fn": "strong_wolfe"}),
+    ("BFGS", {}),
+    ("BFGS", {"line_search_fn": "strong_wolfe"}),
+    ("LBFGS", {}),
+    ("LBFGS", {"line_search_fn": "strong_wolfe"}),
+    ("LBFGS", {"line_search_fn": None}),
+    ("NonlinearCG", {"beta": "FR"}),
+    ("NonlinearCG", {"beta": "PR+"}),
+    ("NonlinearCG", {"beta": "HS", "line_search_fn": "strong_wolfe"}),
+    ("NonlinearCG", {"beta": "DY", "line_search_fn": "backtracking"}),
+    ("HessianFree", {}),
+    ("NaturalGradient", {"fisher": "cg"}),
+    ("KrylovSubspaceDescent", {}),
+    ("CoordinateDescent", {}),
+    ("CoordinateDescent", {"line_search_fn": "more_thuente"}),
+    ("Subgradient", {}),
+]
+NOT_DESCENT = ("NaturalGradient", "Subgradient")  # fixed steps (as line_search_fn=None): f may go up
+
+
+@pytest.mark.parametrize("solver, kwargs", PARAMETER_SOLVERS, ids=lambda v: str(v))
+@pytest.mark.parametrize("hostile", list(HOSTILE))
+def test_no_solver_raises_from_its_search_on_non_finite_or_badly_scaled_problems(solver, kwargs, hostile):
+    f, start, dtype = HOSTILE[hostile]
+    p = nn.Parameter(torch.tensor(start, dtype=dtype))
+    x0 = p.detach().clone()
+    if f is None:
+        f = lambda q: (q**2).sum() * (1.0 if torch.equal(q.detach(), x0) else math.nan)  # noqa: E731
+    opt = getattr(so, solver)([p], **kwargs)
+
+    def closure():
+        opt.zero_grad()
+        loss = f(p)
+        loss.backward()
+        return loss
+
+    for _ in range(4):
+        opt.step(closure)  # never raises
+    state, x = opt.solver_state, p.detach()
+    descent = solver not in NOT_DESCENT and kwargs.get("line_search_fn", "default") is not None
+    assert torch.isfinite(x).all()  # a failed search leaves a point that was evaluated, never NaN
+    with torch.no_grad():
+        f0, f1 = float(f(x0)), float(f(x))
+    if not math.isfinite(f0) or hostile == "non-finite gradient":
+        # no finite gradient at the start, no ray to search along: recorded, and nobody moves
+        assert state["line_search_failed"] and state["line_search_failures"] >= 1
+        assert torch.equal(x, x0)
+    elif hostile == "nan away from the start" and descent:
+        assert state["line_search_failures"] >= 1 and torch.equal(x, x0)  # the best point it saw
+    elif descent:
+        assert f1 <= f0  # the best point: never worse than the start
+    if state["line_search_failed"]:
+        assert state["line_search_failures"] >= 1
+
+
+@pytest.mark.parametrize("cls", [so.Newton, so.BFGS, so.LBFGS, so.NonlinearCG])
+@pytest.mark.parametrize("f, start", [(powell_badly_scaled, [0.0, 1.0]), (brown_badly_scaled, [1.0, 1.0])])
+def test_core_solvers_on_badly_scaled_problems_converge_or_record_the_failure(cls, f, start):
+    p = nn.Parameter(torch.tensor(start, dtype=torch.float64))
+    opt = cls([p], max_iter=3000, max_eval=10_000, tolerance_grad=1e-5, tolerance_change=0.0)
+    opt.step(lambda: f(p))
+    state, x = opt.solver_state, p.detach()
+    g = torch.func.grad(f)(x).abs().max().item()
+    assert float(f(x)) < float(f(torch.tensor(start, dtype=torch.float64)))
+    assert g <= 1e-5 or state["line_search_failed"] or state["n_iter"] == 3000
+    if cls is not so.LBFGS:  # BFGS, Newton and nonlinear CG solve both (L-BFGS creeps on Powell's)
+        assert g <= 1e-5 and float(f(x)) < 1e-5 and not state["line_search_failed"]
+
+
+def test_kfac_records_a_non_finite_gradient_and_keeps_its_factors():
+    model, x, y = problem()
+    opt = build("NaturalGradient", model)
+    opt.step(closure_for("NaturalGradient", opt, model, x, y))
+    factors = copy.deepcopy(opt.solver_state["kfac_factors"])
+    before = flat(model).clone()
+
+    def nan_closure():
+        opt.zero_grad()
+        out = model(x)
+        loss = nn.functional.mse_loss(out, y) * math.nan
+        loss.backward()
+        return loss, out
+
+    opt.step(nan_closure)
+    state = opt.solver_state
+    assert state["line_search_failed"] and state["line_search_failures"] == 1
+    assert torch.equal(flat(model), before)
+    for kept, now in zip(factors, state["kfac_factors"]):
+        assert torch.equal(kept["A"], now["A"]) and torch.equal(kept["G"], now["G"])
+    opt.step(closure_for("NaturalGradient", opt, model, x, y))  # and it carries on
+    assert not opt.solver_state["line_search_failed"] and torch.isfinite(flat(model)).all()
+    opt.close()
+
+
 # -- validation ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", so.__all__)
 def test_a_second_parameter_group_is_refused_by_add_param_group(name):

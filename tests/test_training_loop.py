@@ -344,6 +344,7 @@ def test_history_round_trips_through_its_state_dict(data):
         (dict(nonfinite="ignore"), "nonfinite must be None, 'raise' or 'skip'"),
         (dict(progress=1), "progress must be True or False"),
         (dict(metrics={"acc": 3}), r"metrics\['acc'\] must be callable"),
+        (dict(train_step="tbptt"), r"train_step must be callable"),
     ],
 )
 def test_bad_arguments_raise_before_any_work(data, kwargs, pattern, tmp_path, monkeypatch):
@@ -372,3 +373,96 @@ def test_a_one_shot_iterator_is_refused(data):
             loss_fn=CE,
             early_stopping=EarlyStopping(),
         )
+
+
+# -- train_step: the batch's loss and gradients computed by the caller (truncated BPTT) ------------
+def _sequences():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(24, 16, 3, generator=g), torch.randn(24, 16, 1, generator=g)
+    return [(x[i : i + 8], y[i : i + 8]) for i in range(0, 24, 8)], [(x[:8], y[:8])]
+
+
+class _Recurrent(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.rnn, self.head = nn.RNN(3, 8, batch_first=True), nn.Linear(8, 1)
+
+    def step(self, x, hidden=None):
+        out, hidden = self.rnn(x, hidden)
+        return self.head(out), hidden
+
+    def forward(self, x):
+        return self.step(x)[0]
+
+
+def _truncated(k):
+    from descentlab.training import tbptt
+
+    def train_step(model, inputs, targets):
+        def step(chunk, hidden):
+            x, y = chunk
+            out, hidden = model.step(x, hidden)
+            return nn.functional.mse_loss(out, y, reduction="sum") / targets.numel(), hidden
+
+        return tbptt(step, (inputs, targets), k).loss
+
+    return train_step
+
+
+def _fit_sequences(train_step=None, **kwargs):
+    train, val = _sequences()
+    model = _Recurrent()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    history = fit(model, opt, train, epochs=3, loss_fn=nn.functional.mse_loss, val=val, progress=False,
+                  train_step=train_step, **kwargs)
+    return model, history
+
+
+def test_train_step_with_full_bptt_equals_the_default_step_bit_for_bit():
+    model, history = _fit_sequences()
+    full, full_history = _fit_sequences(_truncated(16))  # k = T: one chunk, full BPTT
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), full.state_dict().values()))
+    assert history == full_history
+    short, short_history = _fit_sequences(_truncated(4))  # truncated: other gradients, another run
+    assert not torch.equal(short.rnn.weight_hh_l0, model.rnn.weight_hh_l0)
+    assert short_history.epochs[0]["train_loss"] != history.epochs[0]["train_loss"]
+
+
+def test_train_step_resumes_from_a_checkpoint_bit_identically(tmp_path):
+    reference, reference_history = _fit_sequences(_truncated(4))
+    path = tmp_path / "run.ckpt"
+    calls = {"n": 0}
+    inner = _truncated(4)
+
+    def crashing(model, inputs, targets):
+        calls["n"] += 1
+        if calls["n"] == 5:  # inside the second epoch, after the checkpoint at step 4
+            raise RuntimeError("killed")
+        return inner(model, inputs, targets)
+
+    with pytest.raises(RuntimeError, match="killed"):
+        _fit_sequences(crashing, checkpoint=path, checkpoint_every=2)
+    resumed, history = _fit_sequences(_truncated(4), checkpoint=path, checkpoint_every=2)
+    assert history.resumed_at == [4]
+    assert history == reference_history
+    pairs = zip(reference.state_dict().values(), resumed.state_dict().values())
+    assert all(torch.equal(a, b) for a, b in pairs)
+
+
+def test_train_step_non_finite_loss_discards_its_gradients_when_skipping():
+    train, val = _sequences()
+    poisoned = [(x.clone(), y) for x, y in train]
+    poisoned[1][0][0, 0, 0] = float("nan")
+    model = _Recurrent()
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)  # no momentum: a skipped step moves nothing
+    history = fit(model, opt, poisoned[:2], epochs=1, loss_fn=nn.functional.mse_loss, progress=False,
+                  train_step=_truncated(4), nonfinite="skip")
+    assert history.loss[1] != history.loss[1]
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    once = _Recurrent()
+    fit(once, torch.optim.SGD(once.parameters(), lr=0.1), poisoned[:1], epochs=1,
+        loss_fn=nn.functional.mse_loss, progress=False, train_step=_truncated(4))
+    assert all(torch.equal(a, b) for a, b in zip(once.state_dict().values(), model.state_dict().values()))
+    assert any(not torch.equal(before[n], p) for n, p in model.named_parameters())

@@ -1,4 +1,5 @@
-"""The ``descentlab`` command: race optimizers, plot schedules, list what exists, build the demo report.
+"""The ``descentlab`` command: race optimizers, plot schedules, list what exists, train a built-in
+problem, build the demo report.
 
 Every bad input — an unknown name, a malformed spec, a start outside the domain, a non-positive number
 of steps, an unwritable output (a ``ValueError``, a ``SpecError`` or an ``OSError``) — ends in one line
@@ -25,6 +26,7 @@ from rich.table import Table
 
 from ._io import writable_directory
 from .bench.cli import app as bench_app
+from .distributed.cli import app as distributed_app
 
 
 @dataclass
@@ -43,6 +45,7 @@ app = typer.Typer(
 )
 console = Console(width=None if sys.stdout.isatty() else 120)
 app.add_typer(bench_app, name="bench")
+app.add_typer(distributed_app, name="distributed", help="Synchronous vs asynchronous SGD (simulated, Ray).")
 
 DEFAULT_RACERS = ["sgd(lr=0.05)", "sgd(lr=0.05, momentum=0.9)", "adam(lr=0.1)"]
 
@@ -246,6 +249,44 @@ def demo(
     console.print(table)
     console.print(f"report written to [bold]{index}[/bold] in {time.perf_counter() - began:.0f} s "
                   f"— open it in a browser (works offline)")
+
+
+@app.command()
+def train(
+    problem: Annotated[str, typer.Argument(help="built-in problem: digits (an MLP on load_digits) or "
+                                                "char-rnn (an LSTM on stdlib source, truncated BPTT)")],
+    opt: Annotated[str | None, typer.Option("--opt", "-o", help="optimizer spec (default: digits "
+                                            "'sgd(lr=0.1, momentum=0.9)', char-rnn 'adam(lr=0.01)')")] = None,
+    epochs: Annotated[int | None, typer.Option(help="passes over the training set (digits 20, "
+                                               "char-rnn 3)")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="examples (char-rnn: windows) per batch "
+                                                   "(digits 64, char-rnn 32)")] = None,
+    lr_find: Annotated[bool, typer.Option("--lr-find", help="run the learning-rate range test first; its "
+                                          "suggestion is used unless --opt sets lr")] = False,
+    early_stopping: Annotated[int | None, typer.Option(metavar="PATIENCE", help="stop after PATIENCE "
+                                                       "epochs without a better validation loss; "
+                                                       "the best weights are restored")] = None,
+    checkpoint: Annotated[Path | None, typer.Option(help="checkpoint file: the same command again "
+                                                    "resumes from it")] = None,
+    out: Annotated[Path | None, typer.Option(help="folder for loss.png, range_test.png and "
+                                             "summary.json")] = None,
+    seed: Annotated[int, typer.Option(help="seed of the initialisation and the batch order")] = 0,
+    seq_len: Annotated[int | None, typer.Option(help="char-rnn: characters per training window "
+                                                "(128)")] = None,
+    bptt: Annotated[int | None, typer.Option(help="char-rnn: truncation length k of BPTT (32)")] = None,
+) -> None:
+    """Train a small built-in problem with descentlab.training.fit and print a summary.
+
+    Example:
+
+        descentlab train digits --opt 'sgd(momentum=0.9)' --lr-find --early-stopping 5 --epochs 30
+        --checkpoint runs/digits.ckpt --out runs/train
+    """
+    from ._train import TrainSettings, run
+
+    run(TrainSettings(problem=problem, opt=opt, epochs=epochs, batch_size=batch_size, lr_find=lr_find,
+                      early_stopping=early_stopping, checkpoint=checkpoint, out=out, seed=seed,
+                      seq_len=seq_len, bptt=bptt), console)
 
 
 def _first_line_of(problem: BaseException) -> str:

@@ -1,6 +1,6 @@
 """Line searches on a one-dimensional restriction φ(t) = f(x + t d).
 
-Both searches take ``phi(t) -> (φ(t), φ'(t))`` — one function-and-gradient evaluation gives both,
+Every search takes ``phi(t) -> (φ(t), φ'(t))`` — one function-and-gradient evaluation gives both,
 as it does for a torch closure — plus ``φ(0)`` and ``φ'(0) < 0``. They return a
 :class:`LineSearchResult`; on failure the result holds the best (lowest φ) step seen and
 ``success=False``, so a solver can stay at the best point and record the failure.
@@ -13,6 +13,11 @@ as it does for a torch closure — plus ``φ(0)`` and ``φ'(0) < 0``. They retur
   zooming), so it takes the same steps as ``scipy.optimize.line_search`` — except that the
   "not too close to the bracket's ends" safeguard uses the bracket's length where SciPy uses its
   signed width, which switches the safeguard off when ``t_lo > t_hi``.
+* :func:`more_thuente` — Moré & Thuente's search for the same conditions (MINPACK-2's ``dcsrch``,
+  the search ``scipy.optimize.line_search_wolfe1`` runs and SciPy's BFGS, CG and Newton-CG try
+  first): every trial step is a safeguarded cubic or quadratic interpolation of the last two
+  points, also inside a bracket, so a minimiser far from the bracket's middle is reached in a few
+  evaluations where bisection would take many.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from dataclasses import dataclass
 
 from .validation import check_int, check_number, check_positive
 
-__all__ = ["LineSearchResult", "backtracking_armijo", "strong_wolfe"]
+__all__ = ["LineSearchResult", "backtracking_armijo", "more_thuente", "strong_wolfe"]
 
 Phi = Callable[[float], tuple[float, float]]
 
@@ -199,3 +204,179 @@ def _quadratic_minimizer(a, fa, fpa, b, fb) -> float | None:
     except (ZeroDivisionError, OverflowError):
         return None
     return t if math.isfinite(t) else None
+
+
+def more_thuente(
+    phi: Phi,
+    f0: float,
+    g0: float,
+    t0: float = 1.0,
+    *,
+    c1: float = 1e-4,
+    c2: float = 0.9,
+    t_max: float | None = None,
+    xtol: float = 1e-14,
+    max_iter: int = 25,
+) -> LineSearchResult:
+    """Find ``t`` with ``φ(t) ≤ φ(0) + c₁ t φ'(0)`` and ``|φ'(t)| ≤ c₂ |φ'(0)|`` (Moré & Thuente 1994).
+
+    Moré, J. J. & Thuente, D. J., "Line search algorithms with guaranteed sufficient decrease",
+    ACM TOMS 20(3):286–307 (1994) — the search of MINPACK-2's ``dcsrch``. It keeps an interval
+    ``[t_x, t_y]`` (``t_x``: the best step so far) and chooses each trial step by
+    :func:`_more_thuente_step` from the values and slopes at ``t_x``, ``t_y`` and the last step:
+
+    * before a minimiser is bracketed the trial steps extrapolate, within
+      ``[t + 1.1 (t − t_x), t + 4 (t − t_x)]``;
+    * while ``ψ(t) = φ(t) − φ(0) − c₁ t φ'(0)`` has not been seen ≤ 0 with ``φ'(t) ≥ 0`` ("stage 1"),
+      the interpolation works on ψ instead of φ, which steers it to steps that satisfy the
+      sufficient-decrease condition;
+    * once bracketed, an interval that did not shrink by a third in two trials is bisected.
+
+    A non-finite ``φ(t)`` or ``φ'(t)`` closes the bracket at ``t`` and the next trial is half-way
+    back to ``t_x``. The search fails — returning the best step seen — when the bracket is narrower
+    than ``xtol · t_max-of-bracket`` or rounding stops it from shrinking (MINPACK's warnings), at
+    ``t_max``, or after ``max_iter`` evaluations.
+    """
+    _check_search_args(g0, t0, c1, c2)
+    check_int("max_iter", max_iter)
+    check_positive("xtol", xtol)
+    if t_max is not None:
+        check_positive("t_max", t_max)
+    t_max = math.inf if t_max is None else t_max
+    counted = _CountingPhi(phi, f0, g0)
+    sufficient = c1 * g0  # the slope of the sufficient-decrease line
+    x = _Trial(0.0, f0, g0)  # the best step: lowest ψ-or-φ, as the search measures it
+    y = _Trial(0.0, f0, g0)  # the other end of the interval
+    bracketed, stage_one = False, True
+    width, width_before = math.inf, math.inf
+    low, high = 0.0, t0 + 4.0 * t0  # where the next trial step may lie
+    t = min(t0, t_max)
+    for _ in range(max_iter):
+        f, g = counted(t)
+        if not (math.isfinite(f) and math.isfinite(g)):
+            bracketed, y = True, _Trial(t, math.inf, math.nan)
+            low, high = min(x.t, t), max(x.t, t)
+            t = x.t + 0.5 * (t - x.t)
+            continue
+        decrease = f0 + t * sufficient
+        if f <= decrease and abs(g) <= -c2 * g0:
+            return counted.done(t, f, g)
+        if stage_one and f <= decrease and g >= 0:
+            stage_one = False
+        if (
+            (bracketed and (t <= low or t >= high))
+            or (bracketed and high - low <= xtol * high)
+            or (t == t_max and f <= decrease and g <= sufficient)
+        ):
+            break
+        trial = _Trial(t, f, g)
+        if stage_one and f <= x.f and f > decrease:
+            # interpolate ψ, the function less its sufficient-decrease line
+            shift = lambda p: _Trial(p.t, p.f - p.t * sufficient, p.g - sufficient)  # noqa: E731
+            x, y, t, bracketed = _more_thuente_step(shift(x), shift(y), shift(trial), bracketed, low, high)
+            x = _Trial(x.t, x.f + x.t * sufficient, x.g + sufficient)
+            y = _Trial(y.t, y.f + y.t * sufficient, y.g + sufficient)
+        else:
+            x, y, t, bracketed = _more_thuente_step(x, y, trial, bracketed, low, high)
+        if bracketed:
+            if abs(y.t - x.t) >= 0.66 * width_before:
+                t = x.t + 0.5 * (y.t - x.t)
+            width_before, width = width, abs(y.t - x.t)
+            low, high = min(x.t, y.t), max(x.t, y.t)
+        else:
+            low, high = t + 1.1 * (t - x.t), t + 4.0 * (t - x.t)
+        t = min(max(t, 0.0), t_max)
+        if bracketed and (t <= low or t >= high or high - low <= xtol * high):
+            break  # MINPACK would now evaluate t_x again and stop: it is the best step already
+    return counted.failed()
+
+
+@dataclass(frozen=True)
+class _Trial:
+    t: float
+    f: float
+    g: float
+
+
+def _more_thuente_step(x: _Trial, y: _Trial, p: _Trial, bracketed: bool, low: float, high: float):
+    """One step of Moré & Thuente's interval update (their §4, MINPACK-2's ``dcstep``).
+
+    ``x`` is the best step, ``y`` the interval's other end, ``p`` the step just evaluated and
+    ``[low, high]`` where the next one may lie; returns the new ``(x, y)``, the next trial step and
+    whether a minimiser is bracketed. The four cases:
+
+    1. ``f_p > f_x``: a minimiser lies between; the cubic step if it is closer to ``t_x`` than the
+       quadratic (values and slope at x) step, else half-way between them;
+    2. the slopes have opposite signs: bracketed too; of the cubic and the secant step, the one
+       farther from ``t_p``;
+    3. the slope decreases in magnitude: the cubic step if the cubic tends to infinity in the
+       search's direction (else the end of the allowed range), or the secant step, whichever is
+       closer to ``t_p`` — kept within 0.66 of the way to ``t_y`` once bracketed;
+    4. the slope does not decrease: the cubic through ``p`` and ``y`` if bracketed, else the end of
+       the allowed range.
+    """
+    sign = p.g * math.copysign(1.0, x.g)  # < 0: the slopes at x and p have opposite signs
+    far_end = high if p.t > x.t else low
+    try:
+        if p.f > x.f:  # case 1
+            cubic = _mt_cubic(x, p)
+            quadratic = x.t + x.g / ((x.f - p.f) / (p.t - x.t) + x.g) / 2 * (p.t - x.t)
+            step = cubic if abs(cubic - x.t) < abs(quadratic - x.t) else cubic + (quadratic - cubic) / 2
+            bracketed = True
+        elif sign < 0:  # case 2
+            cubic = _mt_cubic(p, x)
+            secant = p.t + p.g / (p.g - x.g) * (x.t - p.t)
+            step = cubic if abs(cubic - p.t) > abs(secant - p.t) else secant
+            bracketed = True
+        elif abs(p.g) < abs(x.g):  # case 3
+            cubic = _mt_cubic(p, x, far_end)
+            secant = p.t + p.g / (p.g - x.g) * (x.t - p.t)
+            if bracketed:
+                step = cubic if abs(cubic - p.t) < abs(secant - p.t) else secant
+                limit = p.t + 0.66 * (y.t - p.t)
+                step = min(limit, step) if p.t > x.t else max(limit, step)
+            else:
+                step = cubic if abs(cubic - p.t) > abs(secant - p.t) else secant
+                step = min(max(step, low), high)
+        elif bracketed:  # case 4
+            step = _mt_cubic(p, y) if math.isfinite(y.f) else math.nan
+        else:
+            step = far_end
+    except (ZeroDivisionError, OverflowError):
+        step = math.nan
+    if not math.isfinite(step):  # a degenerate interpolation: bisect, or extrapolate to the end
+        step = p.t + 0.5 * (y.t - p.t) if bracketed else far_end
+    if p.f > x.f:
+        y = p
+    else:
+        if sign < 0:
+            y = x
+        x = p
+    return x, y, step, bracketed
+
+
+def _mt_cubic(a: _Trial, b: _Trial, unbounded_end: float | None = None) -> float:
+    """Minimiser of the cubic with values and slopes ``a`` and ``b``, measured from ``a`` (NaN if none).
+
+    Written, as in MINPACK, with the scaling ``s = max(|θ|, |f'_a|, |f'_b|)`` against overflow.
+    With ``unbounded_end`` (case 3) the square root's argument is clipped at 0 and, where the
+    cubic does not turn back up beyond ``a``, the step is ``unbounded_end``.
+    """
+    try:
+        theta = 3 * (a.f - b.f) / (b.t - a.t) + a.g + b.g
+        s = max(abs(theta), abs(a.g), abs(b.g))
+        radicand = (theta / s) ** 2 - (a.g / s) * (b.g / s)
+        if unbounded_end is not None:
+            radicand = max(0.0, radicand)
+        gamma = s * math.sqrt(radicand)
+        if b.t < a.t:
+            gamma = -gamma
+        p = (gamma - a.g) + theta
+        q = ((gamma - a.g) + gamma) + b.g
+        if unbounded_end is not None:
+            q = (gamma + (b.g - a.g)) + gamma
+            r = p / q
+            return a.t + r * (b.t - a.t) if r < 0 and gamma != 0 else unbounded_end
+        return a.t + p / q * (b.t - a.t)
+    except (ZeroDivisionError, ValueError, OverflowError):
+        return math.nan

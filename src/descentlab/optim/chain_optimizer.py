@@ -38,7 +38,7 @@ from ..validation import NonFiniteError, NonFinitePolicy, check_choice, check_no
 from . import executors
 from . import fast as fastpath
 from . import fused as fusedpath
-from .executors import Unit, chunk_units, flat_unit, parameter_units, run_units
+from .executors import Unit, parameter_units, piece_units, run_units, sparse_units
 from .layout import BucketLayout
 
 __all__ = ["ChainOptimizer", "from_chain", "NonFiniteError", "constructor_arguments"]
@@ -58,13 +58,15 @@ class ChainOptimizer(torch.optim.Optimizer):
             :class:`~descentlab.validation.NonFiniteError` naming the parameter) or ``"skip"``
             (skip the whole step, leaving parameters and state untouched; counted in
             ``skipped_steps``).
-        fast: the execution path. ``None`` (default): the compiled fast path for every
-            bucket of at least ``2**20`` elements when ``torch.compile`` works here, eager
-            otherwise; ``True``: fast path for every bucket (a warning and the eager path
-            if compilation is unavailable); ``False``: always eager. See
-            :mod:`descentlab.optim.fast`: in fast mode the parameters and gradients of a
-            bucket are stored in one flat buffer (parameters become views into it), and
-            :meth:`zero_grad` zeroes that buffer in place.
+        fast: the execution path. ``None`` (default): no compilation — torch's fused kernel
+            where one implements the chain (see ``fused``), else the chain runner on flat
+            buckets or in cache-sized chunks; ``True``: the compiled fast path for every bucket
+            (one pass over memory per step, after a compilation of seconds on the first step;
+            a warning and the eager path if compilation is unavailable); ``False``: always the
+            chain runner (the reference path). See :mod:`descentlab.optim.fast`: in fast mode
+            the parameters and gradients of a bucket are stored in one flat buffer
+            (parameters become views into it), and :meth:`zero_grad` zeroes that buffer in
+            place.
         fused: torch's fused kernels (``torch._fused_adam_`` and friends, see
             :mod:`descentlab.optim.fused`) for the chains they implement exactly — Adam, AdamW,
             SGD, Adagrad. ``None`` (default): used whenever they apply in auto mode
@@ -92,6 +94,11 @@ class ChainOptimizer(torch.optim.Optimizer):
     state_for_all_params: bool = False
     #: param-group keys of a named optimizer that its chain does not read (torch compatibility).
     group_extras: tuple[str, ...] = ()
+    #: how sparse gradients are applied — ``None`` (refused), ``"rows"`` or ``"dense"`` (see
+    #: :meth:`sparse_mode`)
+    sparse_gradients: str | None = None
+    #: the error message for a dense gradient, for optimizers that take sparse ones only (SparseAdam)
+    refuses_dense: str | None = None
 
     def __init__(
         self,
@@ -136,6 +143,8 @@ class ChainOptimizer(torch.optim.Optimizer):
         self._kernel = kernel if fused or (fused is None and fast is None) else None
         self.skipped_steps = 0
         self._layouts: list[list[BucketLayout]] | None = None
+        self._retired: list[BucketLayout] = []
+        self._storages_we_own: set[int] = set()
         self._seen_hyperparameters: list[dict[str, Any]] = []
         self._watched = sorted(transform.state_hyperparameters())
         super().__init__(params, {**transform.defaults, **extras, **hyperparameters})
@@ -148,7 +157,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         merged = {**self.defaults, **{k: v for k, v in param_group.items() if k != "params"}}
         self.transform.validate(merged)
         super().add_param_group(param_group)
-        self._layouts = None
+        self._forget_layouts()
         if any(torch.is_complex(p) for p in self.param_groups[-1]["params"]):
             self.param_groups.pop()
             raise ValueError(
@@ -189,7 +198,11 @@ class ChainOptimizer(torch.optim.Optimizer):
         super().__setstate__(state)
         self._kernel = fusedpath.kernel_for(self.transform) if self.fused or (
             self.fused is None and self.fast is None) else None
-        self._layouts = None
+        # (load_state_dict comes through here too: the layouts are retired, not lost)
+        self._retired = getattr(self, "_retired", [])
+        self._layouts = getattr(self, "_layouts", None)
+        self._forget_layouts()
+        self._storages_we_own = set()
         self._seen_hyperparameters = []
         self._watched = sorted(self.transform.state_hyperparameters())
 
@@ -233,7 +246,6 @@ class ChainOptimizer(torch.optim.Optimizer):
         fused: list[tuple[dict, BucketLayout]] = []
         units: list[Unit] = []
         elementwise = self.transform.elementwise
-        global_statistic = any(leaf.has_statistic for leaf in self.transform.leaves)
         for gi, (group, layouts) in enumerate(zip(self.param_groups, self._current_layouts())):
             for layout in layouts:
                 if layout.owns_storage and not layout.storage_intact():
@@ -241,19 +253,24 @@ class ChainOptimizer(torch.optim.Optimizer):
                 present = layout.with_gradients()
                 if not present:
                     continue
-                self._refuse_sparse(group, gi, layout, present)
+                if self.refuses_dense and any(not layout.params[i].grad.is_sparse for i in present):
+                    raise RuntimeError(self.refuses_dense)
+                if not layout.dense_gradients(present):
+                    sparse = [i for i in present if layout.params[i].grad.is_sparse]
+                    if sparse:  # this bucket runs per parameter this step
+                        mode = self._sparse_mode(group, gi, layout, sparse)
+                        units.extend(sparse_units(layout, group, sparse, mode))
+                        dense = [i for i in present if i not in sparse]
+                        units.extend(parameter_units(layout, group, dense, self.state))
+                        continue
                 uniform = len(present) == len(layout.params) and layout.step is not None
-                small = sum(layout.numels) <= executors.CHUNK_ELEMENTS
                 if uniform and layout.owns_storage:
                     compiled.append((group, layout))
                 elif uniform and self._fusable(layout, group):
                     fused.append((group, layout))
-                elif not (layout.contiguous and elementwise):
-                    units.extend(parameter_units(layout, group, present, self.state))
-                elif uniform and (small or global_statistic):
-                    units.append(flat_unit(layout, group))
-                elif not global_statistic:
-                    units.extend(chunk_units(layout, group, present))
+                elif layout.contiguous and elementwise:
+                    chunk = executors.CHUNK_ELEMENTS
+                    units.extend(piece_units(self.transform, layout, group, present, chunk))
                 else:
                     units.extend(parameter_units(layout, group, present, self.state))
         return compiled, fused, units
@@ -262,13 +279,21 @@ class ChainOptimizer(torch.optim.Optimizer):
         kernel = self._kernel
         return kernel is not None and kernel.takes(group) and fusedpath.layout_supported(kernel, layout)
 
-    def _refuse_sparse(self, group: dict, gi: int, layout: BucketLayout, present: list[int]) -> None:
-        for i in present:
-            if layout.params[i].grad.is_sparse:
-                raise RuntimeError(
-                    f"{type(self).__name__} does not support sparse gradients "
-                    f"(parameter {self._param_name(group, gi, layout.params[i])})"
-                )
+    def sparse_mode(self, group: dict) -> str | None:
+        """How this optimizer applies a sparse gradient (see
+        :func:`~descentlab.optim.executors.sparse_units`): ``"rows"``, ``"dense"``, or ``None`` —
+        not supported (``RuntimeError``). Default: the class's :attr:`sparse_gradients`."""
+        return self.sparse_gradients
+
+    def _sparse_mode(self, group: dict, gi: int, layout: BucketLayout, sparse: list[int]) -> str:
+        mode = self.sparse_mode(group)
+        if mode is None:
+            raise RuntimeError(
+                f"{type(self).__name__} does not support sparse gradients "
+                f"(parameter {self._param_name(group, gi, layout.params[sparse[0]])}); "
+                "SGD, Adagrad and SparseAdam do"
+            )
+        return mode
 
     def _storage_replaced(self, layout: BucketLayout) -> None:
         """Other code (e.g. ZeroRedundancyOptimizer with parameters_as_bucket_view=True) gave
@@ -307,8 +332,18 @@ class ChainOptimizer(torch.optim.Optimizer):
             self._build_layouts()
         return self._layouts
 
+    def _forget_layouts(self) -> None:
+        """Drop the layouts (they are rebuilt at the next step), remembering the flat buffers they
+        owned: parameters still living in them may be flattened again."""
+        self._retired += [layout for layout in self._all_layouts() if layout.owns_storage]
+        self._layouts = None
+
     def _build_layouts(self) -> None:
+        ours = {layout.flat_param.untyped_storage().data_ptr()
+                for layout in [*self._all_layouts(), *self._retired] if layout.owns_storage}
+        self._storages_we_own = ours
         self._layouts = [self._group_layouts(group) for group in self.param_groups]
+        self._retired = []
         self._in_layouts = {id(layout_p) for layout in self._all_layouts() for layout_p in layout.params}
         total = sum(len(g["params"]) for g in self.param_groups)
         self._everything_in_layouts = len(self._in_layouts) == total
@@ -321,11 +356,13 @@ class ChainOptimizer(torch.optim.Optimizer):
         for p in group["params"]:
             if p.grad is None and not self.state.get(p) and not self.state_for_all_params:
                 continue
-            by_kind.setdefault((p.device, p.dtype), []).append(p)
+            sparse = p.grad is not None and p.grad.is_sparse  # (sparse gradients: a bucket of their own)
+            by_kind.setdefault((p.device, p.dtype, sparse), []).append(p)
         layouts = []
         for params in by_kind.values():
             layout = BucketLayout.build(params, self.transform, group, self.state)
-            if self._wants_compiled(layout):
+            sparse = any(p.grad is not None and p.grad.is_sparse for p in params)
+            if self._wants_compiled(layout) and not sparse:
                 layout.own_storage()
             for i, p in enumerate(params):
                 self.state[p] = layout.parameter_state(i, self._stores_step)
@@ -333,9 +370,9 @@ class ChainOptimizer(torch.optim.Optimizer):
         return layouts
 
     def _wants_compiled(self, layout: BucketLayout) -> bool:
-        if self.fast is False or not layout.can_own_storage() or not self.transform.elementwise:
+        if self.fast is not True or not layout.can_own_storage(self._storages_we_own):
             return False
-        if self.fast is None and sum(layout.numels) < fastpath.FAST_MIN_NUMEL:
+        if not self.transform.elementwise:
             return False
         if any(t.has_statistic for t in self.transform.leaves) and (
             len(self.param_groups) > 1
@@ -377,7 +414,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         for group in self.param_groups:
             for key in self.transform.defaults:
                 group.setdefault(key, self.defaults[key])
-        self._layouts = None
+        self._forget_layouts()
 
     def _state_hyperparameters(self, group: Mapping[str, Any]) -> dict[str, Any]:
         return {key: group.get(key) for key in self._watched}

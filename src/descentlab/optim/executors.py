@@ -1,16 +1,13 @@
 """How a step is executed: the eager executors, which run the one chain runner on units.
 
-A *unit* is one call of the chain on a contiguous piece of a bucket:
-
-* the **flat** unit — a whole small bucket as one flat tensor (gradients gathered with one
-  ``torch.cat`` unless the bucket owns its storage, the step subtracted with one
-  ``_foreach_add_``): the least host work when everything fits in cache;
-* **chunks** — pieces of at most :data:`CHUNK_ELEMENTS` elements of a large bucket (of its
-  flat buffers when it owns its storage, else of each parameter): the chain runs chunk by
-  chunk, so its temporaries stay in cache, like torch's per-tensor for-loop but with bounded
-  pieces whatever the tensor sizes;
-* **parameters** — one unit per parameter, for rules that need each parameter on its own
-  (per-parameter norm clipping) or buckets whose parameters are not plain contiguous tensors.
+A *unit* is one call of the chain. The usual unit is a *piece* of a bucket
+(:class:`~descentlab.optim.layout.Piece`): a contiguous range of at most :data:`CHUNK_ELEMENTS`
+elements of the bucket's flat state — a chunk of a large parameter, or several small consecutive
+parameters packed together (a whole small bucket is one piece). Pieces keep the chain's
+temporaries in cache, like torch's per-tensor for-loop, but with a bounded size whatever the
+tensors, and with few calls for models of many small tensors. Rules that need each parameter on
+its own (per-parameter norm clipping), and buckets whose parameters are not plain contiguous
+tensors, run one unit per parameter.
 
 The compiled executor lives in :mod:`descentlab.optim.fast`, torch's fused kernels in
 :mod:`descentlab.optim.fused`. All of them call :func:`~descentlab.transforms.base.run_chain`,
@@ -28,14 +25,15 @@ from typing import Any
 
 from torch import Tensor
 
-from ..transforms.base import Context, Transform, run_chain
+from ..transforms.base import Context, Deferred, Transform, chain_coefficients, run_chain, subtract
 from .layout import BucketLayout
 
-__all__ = ["Unit", "CHUNK_ELEMENTS", "flat_unit", "chunk_units", "parameter_units", "run_units"]
+__all__ = ["Unit", "CHUNK_ELEMENTS", "piece_units", "parameter_units", "sparse_units", "run_units"]
 
-#: a bucket larger than this runs in chunks of at most this many elements (2**16: a chunk's
-#: update, state and temporaries stay in the 1–2 MiB a core has of L2 cache)
-CHUNK_ELEMENTS = 1 << 16
+#: the largest piece (2**17 float32 elements, 512 KiB: a piece's update, state and temporaries
+#: stay within a core's L2 cache); measured against 2**16 and 2**18 on the models of
+#: benchmarks/train_step.py
+CHUNK_ELEMENTS = 1 << 17
 
 
 @dataclass
@@ -46,67 +44,70 @@ class Unit:
     state: Mapping[str, Tensor]
     context: Context
     params: list[Tensor]  # the parameters it covers (for error messages)
-    apply: Callable[[Tensor, Any], None]  # w ← w − factor·s
+    apply: Callable[[Tensor | Deferred, Any], None]  # w ← w − factor·s
     finish: Callable[[], None]  # record that the step was taken
 
 
-def flat_unit(layout: BucketLayout, group: dict) -> Unit:
-    """The whole bucket as one flat tensor (every parameter has a gradient, one step count)."""
-    context = Context(group, layout.step + 1, load_param=layout.flat_parameter)
-    return Unit(
-        layout.flat_gradient(), layout.flat_state(), context, layout.params, layout.subtract_flat,
-        layout.advance_all,
-    )
-
-
-def chunk_units(
-    layout: BucketLayout, group: dict, present: Sequence[int], chunk: int | None = None
+def piece_units(
+    rule: Transform, layout: BucketLayout, group: dict, present: Sequence[int], chunk: int | None = None
 ) -> list[Unit]:
-    """Units of at most ``chunk`` elements covering the parameters ``present``.
+    """The pieces of the bucket whose parameters have a gradient, as units.
 
-    Every chunk of a parameter starts from the parameter's scalar state *before* the step (a
-    copy), so a rule that updates a scalar (NAdam's ``mu_product``, ASGD's ``eta``) updates it
-    once, as on one tensor; the result is written back when the parameter's last chunk is done."""
+    When every parameter has a gradient and they share a step count, small parameters are packed
+    together and the host-side coefficients are computed once for all pieces. Every piece starts
+    from its parameters' scalar state *before* the step (a copy), so a rule that updates a scalar
+    (NAdam's ``mu_product``, ASGD's ``eta``) updates it once, as on one tensor; the result is
+    written back after the last piece."""
     chunk = CHUNK_ELEMENTS if chunk is None else chunk
-    whole = layout.owns_storage and len(present) == len(layout.params) and layout.step is not None
-    if whole:  # chunks of the flat buffers themselves
-        k, total = layout.step + 1, sum(layout.numels)
-        pieces = [(None, a, min(a + chunk, total)) for a in range(0, total, chunk)]
-    else:
-        sizes = [(i, layout.numels[i]) for i in present]
-        pieces = [(i, a, min(a + chunk, n)) for i, n in sizes for a in range(0, n, chunk)]
+    shared_step = layout.step
+    uniform = len(present) == len(layout.params) and shared_step is not None
+    pieces = layout.pieces(chunk, packed=uniform)
+    if not uniform:
+        wanted = set(present)
+        pieces = [piece for piece in pieces if piece.members[0][0] in wanted]
+    coefficients = chain_coefficients(rule, group, shared_step + 1) if uniform else None
     units = []
-    for n, (i, a, b) in enumerate(pieces):
-        if i is None:
-            param, grad = layout.flat_param[a:b], layout.flat_grad[a:b]
-            own = {key: flat[a:b] for key, flat in layout.state.items()}
-            scalars, step = {key: values[0] for key, values in layout.scalars.items()}, k
-        else:
-            p = layout.params[i]
-            param, grad = p.view(-1)[a:b], p.grad.reshape(-1)[a:b]
-            own = {key: views[i].view(-1)[a:b] for key, views in layout.state_views.items()}
-            scalars, step = {key: values[i] for key, values in layout.scalars.items()}, layout.next_step_of(i)
+    for n, piece in enumerate(pieces):
+        first = piece.members[0][0]
+        step = shared_step + 1 if uniform else layout.next_step_of(first)
+        scalars = {key: values[0 if uniform else first] for key, values in layout.scalars.items()}
         copies = {key: value.clone() for key, value in scalars.items()}
-        own.update(copies)
-
-        def apply(s: Tensor, factor: Any, param: Tensor = param) -> None:
-            param.add_(s, alpha=-factor)
-
-        last = n == len(pieces) - 1 or pieces[n + 1][0] != i
-
-        def finish(i=i, step=step, scalars=scalars, copies=copies, last=last) -> None:
-            if not last:
-                return
-            for key, value in copies.items():
-                scalars[key].copy_(value)
-            if i is None:
-                layout.advance_all()
-            else:
-                layout.set_step(i, step)
-
-        params = layout.params if i is None else [layout.params[i]]
-        units.append(Unit(grad, own, Context(group, step, param=param), params, apply, finish))
+        state = {**piece.state, **copies} if copies else piece.state
+        if uniform:
+            finish = _finish_bucket(layout, scalars, copies) if n == len(pieces) - 1 else _nothing
+        else:
+            last = n == len(pieces) - 1 or pieces[n + 1].members[0][0] != first
+            finish = _finish_parameter(layout, first, step, scalars, copies) if last else _nothing
+        context = Context(group, step, load_param=piece.parameter, coefficients=coefficients)
+        units.append(Unit(piece.gradient(layout.params), state, context,
+                          [layout.params[i] for i, _, _ in piece.members], piece.subtract, finish))
     return units
+
+
+def _nothing() -> None:
+    pass
+
+
+def _finish_bucket(layout: BucketLayout, scalars: dict, copies: dict) -> Callable[[], None]:
+    """After the last piece of a bucket whose parameters share a step: keep the scalars, count the step."""
+
+    def finish() -> None:
+        for key, value in copies.items():
+            scalars[key].copy_(value)
+        layout.advance_all()
+
+    return finish
+
+
+def _finish_parameter(layout: BucketLayout, i: int, step: int, scalars: dict, copies: dict):
+    """After the last piece of parameter ``i``: keep its scalars, count its step."""
+
+    def finish() -> None:
+        for key, value in copies.items():
+            scalars[key].copy_(value)
+        layout.set_step(i, step)
+
+    return finish
 
 
 def parameter_units(layout: BucketLayout, group: dict, present: Sequence[int], state: Mapping) -> list[Unit]:
@@ -119,14 +120,58 @@ def parameter_units(layout: BucketLayout, group: dict, present: Sequence[int], s
         own = {key: value for key, value in state[p].items() if key != "step"}
         own.update({key: values[i] for key, values in layout.scalars.items()})
 
-        def apply(s: Tensor, factor: Any, p: Tensor = p) -> None:
-            p.add_(s, alpha=-factor)
+        def apply(s: Tensor | Deferred, factor: Any, p: Tensor = p) -> None:
+            subtract(p, s, factor)
 
         def finish(i: int = i, k: int = k) -> None:
             layout.set_step(i, k)
 
         units.append(Unit(p.grad, own, Context(group, k, param=p), [p], apply, finish))
     return units
+
+
+def sparse_units(layout: BucketLayout, group: dict, present: Sequence[int], mode: str) -> list[Unit]:
+    """One unit per parameter with a sparse gradient (``torch.sparse_coo``, e.g. from
+    ``nn.Embedding(sparse=True)``).
+
+    ``mode="rows"``: the chain runs on the rows the gradient holds — their values, and the rows of
+    the state and of the parameter gathered at those indices — and the results are written back
+    there: rows that are absent keep their parameter and state bit for bit (the "lazy" semantics of
+    torch's SparseAdam and sparse Adagrad). ``mode="dense"``: the gradient is densified first
+    (torch's SGD with momentum, whose velocity moves every row it ever saw)."""
+    units = []
+    for i in present:
+        p = layout.params[i]
+        k = layout.next_step_of(i)
+        scalars = {key: values[i] for key, values in layout.scalars.items()}
+        if mode == "dense":
+            own = {key: views[i] for key, views in layout.state_views.items()} | scalars
+            units.append(Unit(p.grad.to_dense(), own, Context(group, k, param=p), [p],
+                              lambda s, factor, p=p: subtract(p, s, factor), _step_counter(layout, i, k)))
+            continue
+        grad = p.grad.coalesce()
+        rows = tuple(grad._indices())
+        full = {key: views[i] for key, views in layout.state_views.items()}
+        gathered = {key: view[rows] for key, view in full.items()}
+        param_rows = p.detach()[rows]
+
+        def apply(s, factor, p=p, rows=rows, param_rows=param_rows) -> None:
+            updated = param_rows.clone()
+            subtract(updated, s, factor)
+            p.index_put_(rows, updated)
+
+        def finish(i=i, k=k, rows=rows, full=full, gathered=gathered) -> None:
+            for key, view in full.items():
+                view.index_put_(rows, gathered[key])
+            layout.set_step(i, k)
+
+        units.append(Unit(grad._values(), gathered | scalars, Context(group, k, param=param_rows), [p],
+                          apply, finish))
+    return units
+
+
+def _step_counter(layout: BucketLayout, i: int, k: int) -> Callable[[], None]:
+    return lambda: layout.set_step(i, k)
 
 
 def run_units(rule: Transform, units: list[Unit]) -> None:

@@ -19,9 +19,12 @@ The math is the transforms' single implementation, run by
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
 import os
 import shutil
+import time
 import types
 import warnings
 from collections.abc import Mapping, Sequence
@@ -33,11 +36,12 @@ from torch import Tensor
 from ..transforms.base import Context, Transform, chain_coefficients, run_chain
 from .layout import BucketLayout
 
-__all__ = ["fast_path_available", "FAST_MIN_NUMEL", "compiled_step", "fused_step", "run_compiled"]
+__all__ = ["fast_path_available", "compiled_step", "fused_step", "run_compiled"]
 
-#: in ``fast=None`` (auto) mode, buckets with at least this many elements take the fast path;
-#: below it, compiling costs more than it saves.
-FAST_MIN_NUMEL = 1 << 20
+logger = logging.getLogger(__name__)
+
+#: a first compilation slower than this (seconds) is reported once, as a logging warning
+SLOW_COMPILE_S = 1.0
 
 
 @functools.cache
@@ -103,8 +107,55 @@ def compiled_step(rule: Transform):
     if key not in _COMPILED:
         code = fused_step.__code__.replace(co_name=f"fused_step_{len(_COMPILED)}")
         step = types.FunctionType(code, fused_step.__globals__, code.co_name, (rule,))
-        _COMPILED[key] = torch.compile(step, backend=BACKEND)
+        _COMPILED[key] = _CompiledStep(torch.compile(step, backend=BACKEND, dynamic=True), rule)
     return _COMPILED[key]
+
+
+class _CompiledStep:
+    """A compiled step that says once, through :mod:`logging`, when a call took longer than
+    :data:`SLOW_COMPILE_S` because it compiled (the first call, or a new dtype or branch), and that
+    keeps torch's float-specialisation record to itself (:func:`_own_float_specialisations`)."""
+
+    def __init__(self, compiled: Any, rule: Transform) -> None:
+        self.compiled, self.rule, self.reported = compiled, rule, False
+
+    def __call__(self, *args: Any) -> None:
+        began = time.perf_counter()
+        with _own_float_specialisations():
+            self.compiled(*args)
+        seconds = time.perf_counter() - began
+        if seconds > SLOW_COMPILE_S and not self.reported:
+            self.reported = True
+            logger.warning(
+                "descentlab: compiling the fast path (fast=True) for %r took %.1f s; later steps reuse it, "
+                "and torch's compile cache (TORCHINDUCTOR_CACHE_DIR) makes the first step of the next "
+                "process faster", self.rule, seconds,
+            )
+
+
+@contextlib.contextmanager
+def _own_float_specialisations():
+    """Run with an empty record of the float inputs torch.compile had to specialise, and put the
+    record back as it was afterwards.
+
+    torch 2.13's dynamo keeps that record (``TensorifyState.force_specializations``, symbol names
+    such as ``"zf5"``) process-wide and does not forget it once a compilation that needed it
+    succeeds: the next function compiled — another chain, or the user's own model — would then
+    specialise its own fifth float and recompile at every step. Isolating each compiled step keeps
+    our compilations from leaking into others' and theirs into ours."""
+    try:
+        from torch._dynamo.symbolic_convert import TensorifyState
+    except ImportError:  # pragma: no cover - another torch
+        yield
+        return
+    record = TensorifyState.force_specializations
+    saved = set(record)
+    record.clear()
+    try:
+        yield
+    finally:
+        record.clear()
+        record.update(saved)
 
 
 #: compiled steps by chain structure and backend

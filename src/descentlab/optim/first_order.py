@@ -40,6 +40,7 @@ from .chain_optimizer import ChainOptimizer, constructor_arguments
 
 __all__ = [
     "SGD",
+    "SparseAdam",
     "Adagrad",
     "RMSprop",
     "Adadelta",
@@ -78,6 +79,12 @@ class SGD(ChainOptimizer):
 
     store_step = False
 
+    def sparse_mode(self, group: dict) -> str:
+        """Sparse gradients (``nn.Embedding(sparse=True)``) as torch: without momentum or weight
+        decay only the rows present move; with them the gradient is densified (the velocity keeps
+        moving every row it has seen)."""
+        return "rows" if group["momentum"] == 0 and group["weight_decay"] == 0 else "dense"
+
     def __init__(
         self,
         params: Params,
@@ -109,6 +116,12 @@ class Adagrad(ChainOptimizer):
 
     store_step = True
     state_for_all_params = True
+
+    def sparse_mode(self, group: dict) -> str:
+        """Sparse gradients as torch: the sums and parameters of the rows present only."""
+        if group["weight_decay"] != 0:
+            raise RuntimeError("Adagrad: weight_decay option is not compatible with sparse gradients")
+        return "rows"
 
     def __init__(
         self,
@@ -266,6 +279,38 @@ class AdamW(Adam):
             capturable=capturable, differentiable=differentiable, fused=fused,
             decoupled_weight_decay=True, nonfinite=nonfinite, fast=fast,
         )
+
+
+class SparseAdam(ChainOptimizer):
+    """SparseAdam: Adam on the rows a sparse gradient holds, w_I ← w_I − η·b_k·m_I/(√v_I + ε) ("lazy").
+
+    For the rows ``I`` present in the gradient (an ``nn.Embedding(sparse=True)``'s looked-up rows)::
+
+        m_I ← β₁m_I + (1 − β₁)g_I;  v_I ← β₂v_I + (1 − β₂)g_I²;  w_I ← w_I − η·b_k·m_I/(√v_I + ε)
+
+    with ``b_k = √(1 − β₂ᵏ)/(1 − β₁ᵏ)`` (Adam's efficient form, notes 001); the other rows and their
+    moments do not move. ``chain(Maximize, ScaleByAdam(efficient=True), ScaleByLearningRate)`` on the
+    rows. Same API and state (``step``, ``exp_avg``, ``exp_avg_sq``) as ``torch.optim.SparseAdam``;
+    dense gradients are refused, as there.
+    """
+
+    store_step = True
+    sparse_gradients = "rows"
+    refuses_dense = "SparseAdam does not support dense gradients, please consider Adam instead"
+
+    def __init__(
+        self,
+        params: Params,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        maximize: bool = False,
+        *,
+        nonfinite: NonFinitePolicy = None,
+    ) -> None:
+        arguments = constructor_arguments(locals())
+        rule = chain(Maximize(), ScaleByAdam(efficient=True), ScaleByLearningRate())
+        super().__init__(params, rule, fast=False, **arguments)
 
 
 class Adamax(ChainOptimizer):

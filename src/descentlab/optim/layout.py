@@ -21,15 +21,71 @@ is computed (that is the executors' job, :mod:`descentlab.optim.executors`):
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from ..transforms.base import Transform, scalar_state_dtype
+from ..transforms.base import Deferred, Transform, scalar_state_dtype, subtract
 
-__all__ = ["BucketLayout", "plain_tensor"]
+__all__ = ["BucketLayout", "Piece", "plain_tensor"]
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Elements ``a:b`` of a bucket's flat element space: one call of the chain.
+
+    ``members`` are the parameters it covers, as ``(i, lo, hi)``: elements ``lo:hi`` of parameter
+    ``i``. A piece is a chunk of one large parameter, several small consecutive parameters packed
+    together, or — when the bucket owns its storage — any range of the flat buffers. Its state is
+    always a view of the flat state buffers; its gradient and parameter are views too, except for
+    a pack in storage the bucket does not own, where they are gathered (``torch.cat``) and the step
+    is scattered back with one ``_foreach_add_``.
+    """
+
+    a: int
+    b: int
+    members: tuple[tuple[int, int, int], ...]
+    state: dict[str, Tensor]
+    views: tuple[Tensor, ...]  # the members' parameter elements, or the flat buffer's (owned storage)
+    grad_source: Tensor | None  # the flat gradient's elements when the bucket owns its storage
+
+    def gradient(self, params: list[Tensor]) -> Tensor:
+        if self.grad_source is not None:
+            return self.grad_source
+        if len(self.members) == 1:
+            i, lo, hi = self.members[0]
+            return params[i].grad.reshape(-1)[lo:hi]
+        return torch.cat([params[i].grad.reshape(-1)[lo:hi] for i, lo, hi in self.members])
+
+    def parameter(self) -> Tensor:
+        return self.views[0] if len(self.views) == 1 else torch.cat(self.views)
+
+    def subtract(self, s: Tensor | Deferred, factor: Any) -> None:
+        """``w ← w − factor·s`` on the piece's elements."""
+        if len(self.views) == 1:
+            subtract(self.views[0], s, factor)
+        elif isinstance(s, Deferred):
+            s.subtract_from_pieces(list(self.views), [view.numel() for view in self.views], factor)
+        else:
+            steps = s.split([view.numel() for view in self.views])
+            torch._foreach_add_(list(self.views), list(steps), alpha=-factor)
+
+
+def _sole_owner(p: Tensor) -> bool:
+    """Whether nothing but the parameter refers to its storage (a ZeRO bucket holding this one
+    parameter, or a ``.data`` kept by the user, does). Uses torch's storage use count (the count
+    includes the temporary storage object made to ask)."""
+    count = getattr(torch._C, "_storage_Use_Count", None)
+    return count is None or count(p.untyped_storage()._cdata) <= 2
+
+
+#: parameters smaller than this are packed together into pieces (larger ones have their own:
+#: gathering them would cost more than the calls it saves)
+PACK_BELOW = 1 << 14
 
 
 def plain_tensor(p: Tensor) -> bool:
@@ -43,36 +99,44 @@ class BucketLayout:
     def __init__(
         self,
         params: list[Tensor],
-        state: dict[str, Tensor],
+        state: dict[str, list[Tensor]],
         scalars: dict[str, Tensor],
         steps: Tensor,
     ) -> None:
         self.params = params
         self.numels = [p.numel() for p in params]
-        #: state key -> flat buffer holding that state for every parameter of the bucket
-        self.state = state
+        #: dense, contiguous, plain tensors: can be treated as one flat vector
+        self.contiguous = all(plain_tensor(p) and p.is_contiguous() for p in params)
+        #: state key -> flat buffer holding that state for every parameter of the bucket (only for
+        #: plain tensors: a tensor subclass such as DTensor keeps one state tensor per parameter)
+        self.state: dict[str, Tensor] = {}
+        #: state key -> one tensor per parameter (what ``optimizer.state[p]`` holds): views into
+        #: :attr:`state` when it exists
+        self.state_views: dict[str, list[Tensor]] = {}
+        if self.contiguous:
+            self.state = {key: torch.cat([t.reshape(-1) for t in parts]) for key, parts in state.items()}
+            offset, shapes = 0, []
+            for p, n in zip(params, self.numels):
+                shapes.append((offset, n, p.shape))
+                offset += n
+            for key, flat in self.state.items():
+                self.state_views[key] = [flat[start : start + n].view(shape) for start, n, shape in shapes]
+        else:
+            self.state_views = {key: list(parts) for key, parts in state.items()}
         #: scalar state key -> [n] tensor, one value per parameter
         self.scalars = scalars
         #: steps taken by each parameter ([n], torch's scalar dtype)
         self.steps = steps
         self._step: int | None = None
         self._step_known = False
-        #: state key -> one view per parameter (what ``optimizer.state[p]`` holds)
-        self.state_views: dict[str, list[Tensor]] = {}
-        offset, shapes = 0, []
-        for p, n in zip(params, self.numels):
-            shapes.append((offset, n, p.shape))
-            offset += n
-        for key, flat in state.items():
-            self.state_views[key] = [flat[start : start + n].view(shape) for start, n, shape in shapes]
         #: one 0-d view into :attr:`steps` per parameter
         self.step_views: list[Tensor] = [steps[i] for i in range(len(params))]
-        #: dense, contiguous, plain tensors: can be treated as one flat vector
-        self.contiguous = all(plain_tensor(p) and p.is_contiguous() for p in params)
         self.flat_param: Tensor | None = None
         self.flat_grad: Tensor | None = None
         self._grad_views: list[Tensor] = []
         self._pointers: list[int] = []
+        self._pieces: dict[tuple[int, bool], list[Piece]] = {}
+        self._everyone = list(range(len(params)))
 
     # -- building -------------------------------------------------------------------------
     @classmethod
@@ -88,17 +152,17 @@ class BucketLayout:
             previous = old.get(p, {})
             for key, fresh in rule.init_state(p.detach(), group).items():
                 existing = previous.get(key)
-                usable = isinstance(existing, Tensor) and existing.numel() == p.numel()
-                tensors.setdefault(key, []).append(
-                    existing.detach().to(fresh.dtype).reshape(-1) if usable else fresh.reshape(-1)
-                )
+                if isinstance(existing, Tensor) and existing.is_sparse:  # torch's sparse SGD momentum
+                    existing = existing.to_dense()
+                usable = isinstance(existing, Tensor) and existing.shape == p.shape
+                tensors.setdefault(key, []).append(existing.detach().to(fresh.dtype) if usable else fresh)
             for key, value in rule.init_scalars(group).items():
                 scalars.setdefault(key, []).append(float(previous.get(key, value)))
             steps.append(float(previous["step"]) if "step" in previous else (1.0 if previous else 0.0))
         dtype, device = scalar_state_dtype(), params[0].device
         return cls(
             params,
-            {key: torch.cat(parts) for key, parts in tensors.items()},
+            tensors,
             {key: torch.tensor(vals, dtype=dtype, device=device) for key, vals in scalars.items()},
             torch.tensor(steps, dtype=dtype, device=device),
         )
@@ -112,11 +176,21 @@ class BucketLayout:
         return entry
 
     def has_state_for(self, keys) -> bool:
-        return set(keys) <= self.state.keys()
+        return set(keys) <= self.state_views.keys()
 
     # -- owning the parameters' storage -------------------------------------------------------
-    def can_own_storage(self) -> bool:
-        return self.contiguous and not any(p.is_shared() for p in self.params)
+    def can_own_storage(self, ours: set[int] = frozenset()) -> bool:
+        """Whether the parameters' storage may be taken over: plain contiguous tensors that own all
+        of their memory (or live in a flat buffer of ours, ``ours`` holding their storages' data
+        pointers) — not in shared memory (Hogwild), not views into someone else's buffer
+        (``ZeroRedundancyOptimizer(parameters_as_bucket_view=True)``, another optimizer's)."""
+        def free(p: Tensor) -> bool:
+            storage = p.untyped_storage()
+            if storage.data_ptr() in ours:
+                return True
+            return storage.nbytes() == p.numel() * p.element_size() and _sole_owner(p)
+
+        return self.contiguous and all(not p.is_shared() and free(p) for p in self.params)
 
     def own_storage(self) -> None:
         """Move the parameters (and their gradients) into one flat buffer each."""
@@ -132,11 +206,13 @@ class BucketLayout:
             self._grad_views.append(view)
             offset += n
         self._pointers = [p.data_ptr() for p in self.params]
+        self._pieces = {}
 
     def release_storage(self) -> None:
         """Stop owning the parameters' storage (they keep whatever ``.data`` they have now)."""
         self.flat_param = self.flat_grad = None
         self._grad_views, self._pointers = [], []
+        self._pieces = {}
 
     @property
     def owns_storage(self) -> bool:
@@ -144,7 +220,11 @@ class BucketLayout:
 
     def storage_intact(self) -> bool:
         """Whether every parameter still is a view into :attr:`flat_param`."""
-        return all(p.data_ptr() == ptr for p, ptr in zip(self.params, self._pointers))
+        return list(map(Tensor.data_ptr, self.params)) == self._pointers
+
+    def dense_gradients(self, present: list[int]) -> bool:
+        """Whether the gradients of ``present`` are known dense (all adopted into owned storage)."""
+        return present is self._everyone
 
     def reset_owned_gradients(self) -> None:
         """``zero_grad`` for owned storage: zero the flat gradient, gradients are views into it."""
@@ -159,6 +239,8 @@ class BucketLayout:
         ``set_to_none``, or another library such as DDP owns it) is copied into the view."""
         if not self.owns_storage:
             return [i for i, p in enumerate(self.params) if p.grad is not None]
+        if all(map(operator.is_, [p.grad for p in self.params], self._grad_views)):
+            return self._everyone  # the usual case: backward accumulated into the views
         present = []
         for i, (p, view) in enumerate(zip(self.params, self._grad_views)):
             g = p.grad
@@ -170,32 +252,65 @@ class BucketLayout:
                 p.grad = view
         return present
 
-    def flat_gradient(self) -> Tensor:
-        """Every gradient of the bucket as one flat tensor (a copy unless storage is owned
-        or the bucket holds a single parameter)."""
-        if self.owns_storage:
-            return self.flat_grad
-        if len(self.params) == 1:
-            return self.params[0].grad.reshape(-1)
-        return torch.cat([p.grad.reshape(-1) for p in self.params])
+    # -- pieces ---------------------------------------------------------------------------------
+    def pieces(self, chunk: int, packed: bool) -> list[Piece]:
+        """Contiguous pieces of at most ``chunk`` elements covering the bucket (cached: parameters
+        and state are views that live as long as the layout).
 
-    def flat_parameter(self) -> Tensor:
-        """The parameters as one flat tensor (a copy unless storage is owned or single)."""
-        if self.owns_storage:
-            return self.flat_param
-        if len(self.params) == 1:
-            return self.params[0].detach().view(-1)
-        return torch.cat([p.detach().reshape(-1) for p in self.params])
+        ``packed``: small consecutive parameters share a piece (every parameter must then have the
+        same step count); otherwise each piece lies within one parameter. With owned storage and
+        ``packed``, pieces are plain ranges of the flat buffers."""
+        key = (chunk, packed)
+        if key not in self._pieces:
+            self._pieces[key] = self._make_pieces(chunk, packed)
+        return self._pieces[key]
 
-    def subtract_flat(self, s: Tensor, factor: Any = 1.0) -> None:
-        """``w ← w − factor·s`` for a flat step ``s`` over the whole bucket."""
-        if self.owns_storage:
-            self.flat_param.add_(s, alpha=-factor)
-        elif len(self.params) == 1:
-            self.params[0].view(-1).add_(s, alpha=-factor)
-        else:
-            views = [p.view(-1) for p in self.params]
-            torch._foreach_add_(views, list(s.split(self.numels)), alpha=-factor)
+    def _make_pieces(self, chunk: int, packed: bool) -> list[Piece]:
+        offsets = [0]
+        for n in self.numels:
+            offsets.append(offsets[-1] + n)
+        if packed and self.owns_storage:
+            total = offsets[-1]
+            ranges = [(a, min(a + chunk, total)) for a in range(0, total, chunk)]
+            return [self._piece(a, b, self._members(a, b, offsets), owned=True) for a, b in ranges]
+        if packed and offsets[-1] <= chunk:  # a small bucket: one piece
+            members = tuple((i, 0, n) for i, n in enumerate(self.numels))
+            return [self._piece(0, offsets[-1], members, owned=False)]
+        groups: list[list[tuple[int, int, int]]] = []
+        current: list[tuple[int, int, int]] = []
+        size = 0
+        for i, n in enumerate(self.numels):
+            if n >= min(chunk, PACK_BELOW) or not packed:
+                if current:
+                    groups.append(current)
+                    current, size = [], 0
+                groups.extend([[(i, lo, min(lo + chunk, n))] for lo in range(0, n, chunk)])
+                continue
+            if size + n > chunk:
+                groups.append(current)
+                current, size = [], 0
+            current.append((i, 0, n))
+            size += n
+        if current:
+            groups.append(current)
+        return [
+            self._piece(offsets[m[0][0]] + m[0][1], offsets[m[-1][0]] + m[-1][2], tuple(m), owned=False)
+            for m in groups
+        ]
+
+    def _members(self, a: int, b: int, offsets: list[int]) -> tuple[tuple[int, int, int], ...]:
+        return tuple(
+            (i, max(a, offsets[i]) - offsets[i], min(b, offsets[i + 1]) - offsets[i])
+            for i in range(len(self.params))
+            if offsets[i] < b and offsets[i + 1] > a
+        )
+
+    def _piece(self, a: int, b: int, members: tuple, owned: bool) -> Piece:
+        state = {key: flat[a:b] for key, flat in self.state.items()}
+        if owned:
+            return Piece(a, b, members, state, (self.flat_param[a:b],), self.flat_grad[a:b])
+        views = tuple(self.params[i].view(-1)[lo:hi] for i, lo, hi in members)
+        return Piece(a, b, members, state, views, None)
 
     # -- step counts ------------------------------------------------------------------------------
     def flat_state(self) -> dict[str, Tensor]:

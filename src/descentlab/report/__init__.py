@@ -6,8 +6,11 @@ Three small parts:
   Section``: the two-minima race of notes 001, SGD against Adam on a strongly convex function,
   gradient descent / momentum / Nesterov / Adam at κ = 100, online vs mini-batch vs full-batch SGD,
   a saddle, a plateau, AdaGrad's vanishing step against RMSprop, Rosenbrock and a gallery of
-  learning-rate schedules; their figures come from :mod:`descentlab.plots`;
-* :class:`Section` — what an experiment returns: a figure, an equation, a table and what it shows;
+  learning-rate schedules; their figures come from :mod:`descentlab.plots`; then the training
+  practice of :mod:`descentlab.training` and the diagnosis of planted pathologies by
+  :mod:`descentlab.diagnostics` (:mod:`~descentlab.report.practice`);
+* :class:`Section` — what an experiment returns: a figure (or a gallery of captioned
+  :class:`Figure` objects), an equation, a table and what it shows;
 * :mod:`~descentlab.report.page` — the page, a Jinja2 template shipped in the package
   (``descentlab/report/templates/``), autoescaped.
 
@@ -31,9 +34,9 @@ from . import experiments
 from .experiments import *  # noqa: F403  (every experiment, as report.two_minima, ...)
 from .experiments import EXPERIMENTS, Experiment, ReportOptions
 from .page import render_page
-from .section import Section
+from .section import Figure, Section
 
-__all__ = ["Section", "build_report", "render_page", "check_output_dir", *experiments.__all__]
+__all__ = ["Section", "Figure", "build_report", "render_page", "check_output_dir", *experiments.__all__]
 
 
 def check_output_dir(path: str | os.PathLike) -> Path:

@@ -3,7 +3,8 @@
 Every experiment has the same signature, ``experiment(directory, options) -> Section``: it writes its
 figures into ``directory`` (through :mod:`descentlab.plots`, atomically) and returns the
 :class:`~descentlab.report.Section` that describes them; :class:`ReportOptions` carries the options
-of the whole report (``gif``). :data:`EXPERIMENTS` lists them in page order, by name.
+of the whole report (``gif``). :data:`EXPERIMENTS` lists them in page order, by name. The last two,
+:func:`training_practice` and :func:`diagnosis`, live in :mod:`descentlab.report.practice`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from ..lab import RaceResult, race
 from ..landscapes import least_squares
 from ..schedules import SCHEDULES
 from ..validation import check_bool
+from .distributed import staleness
+from .practice import diagnosis, training_practice
 from .section import Section
 
 __all__ = [
@@ -36,6 +39,8 @@ __all__ = [
     "adagrad_vs_rmsprop",
     "rosenbrock",
     "schedules",
+    "training_practice",
+    "diagnosis",
 ]
 
 
@@ -354,5 +359,8 @@ EXPERIMENTS: list[tuple[str, Experiment]] = [
     ("AdaGrad vs RMSprop", adagrad_vs_rmsprop),
     ("Rosenbrock", rosenbrock),
     ("schedules", schedules),
+    ("training practice", training_practice),
+    ("diagnosis", diagnosis),
+    ("staleness", staleness),
     ("bench", bench_section),
 ]

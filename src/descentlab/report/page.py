@@ -43,6 +43,8 @@ class _Block:
 
 
 def _badge(header: str, value: str) -> str | None:
+    if header == "as expected" and value in ("yes", "no"):
+        return "ok" if value == "yes" else "bad"
     if header == "diverged":
         return "idle" if value == "no" else "bad"
     if header == "converged at":

@@ -4,12 +4,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["Section"]
+__all__ = ["Section", "Figure"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Figure:
+    """A captioned figure of a section: the image file next to the page and what it shows.
+
+    Attributes:
+        image: file name (or path relative to the page) of the PNG; the page shows it scaled down
+            and links it to the full-size file.
+        caption: plain text (escaped by the template), made from the measured run.
+    """
+
+    image: str
+    caption: str
 
 
 @dataclass(kw_only=True)
 class Section:
-    """One block of the page: a figure, an equation, a table and what it shows.
+    """One block of the page: a figure (or a gallery of captioned figures), an equation, a table and
+    what it shows.
 
     Built with keywords only; every text is plain text (the page template escapes it), except
     ``equation``, which is mathtext (``$...$``) rendered to inline SVG.
@@ -20,10 +35,13 @@ class Section:
         equation: the update rule or function, in matplotlib mathtext.
         lead: what the experiment sets up.
         finding: what it shows, computed from the race so that it stays true.
-        image: file name of the main figure, next to the page.
+        image: file name of the main figure, next to the page (``None`` when the section has only
+            ``figures``).
         headers: column names of the table.
         rows: the table's rows, one string per column.
         extra_image: file name of a second figure (or animation), if any.
+        figures: captioned figures (:class:`Figure`), drawn as a gallery after ``image``; each links
+            to its full-size file.
         seconds: how long the experiment took (set by the report builder).
         link: a page of its own this section points to (relative URL), if any — the bench
             section's report.
@@ -35,10 +53,19 @@ class Section:
     equation: str
     lead: str
     finding: str
-    image: str
+    image: str | None = None
     headers: list[str] = field(default_factory=list)
     rows: list[list[str]] = field(default_factory=list)
     extra_image: str | None = None
+    figures: list[Figure] = field(default_factory=list)
     seconds: float = 0.0
     link: str | None = None
     link_text: str = "open its own report"
+
+    def __post_init__(self) -> None:
+        if self.image is None and not self.figures:
+            raise ValueError(f"section {self.slug!r} needs an image or figures")
+        for i, figure in enumerate(self.figures):
+            if not isinstance(figure, Figure):
+                raise ValueError(f"section {self.slug!r}: figures[{i}] must be a Figure, got "
+                                 f"{type(figure).__name__}")

@@ -70,7 +70,7 @@ def descend(
         if not (torch.isfinite(d).all() and torch.dot(g, d) < 0):
             direction.reset(state)
             d = -g
-        phi = LineObjective(objective, point, d)
+        phi = LineObjective(objective, point, d, curvature=direction.needs_curvature)
         t0 = direction.first_step(state, point, d, lr)
         found = search(phi, t0 if math.isfinite(t0) and t0 > 0 else lr)
         record_search(state, found)

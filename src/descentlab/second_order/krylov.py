@@ -11,11 +11,11 @@ from torch import Tensor
 from ..operators import CurvatureOperator
 from ..validation import check_choice, check_int, check_number, check_positive
 from ._closure import Closure
-from ._solver import ClosureSolver, descend, hyperparameters
+from ._solver import ClosureSolver, descend, hyperparameters, record_search
 from .direction import BFGSDirection
 from .hessian_free import CURVATURES, curvature_operator
 from .objective import Point, SubspaceObjective
-from .search import StrongWolfe
+from .search import Found, StrongWolfe
 
 
 def krylov_basis(damped: CurvatureOperator, g: Tensor, dim: int, extra: Tensor | None) -> Tensor:
@@ -86,11 +86,17 @@ class KrylovSubspaceDescent(ClosureSolver):
         x, f, g, graph = start.x, start.f, start.g, start.graph
         del start
         state["n_iter"] += 1
-        if g.abs().max().item() <= group["tolerance_grad"]:
+        if torch.isfinite(g).all() and g.abs().max().item() <= group["tolerance_grad"]:
             return f
-        damped = curvature_operator(graph, group["curvature"]).damped(group["damping"])
-        basis = krylov_basis(damped, g, group["subspace_dim"], state.get("previous_step"))
-        del graph, damped  # the parameters move from here on
+        basis = None
+        if torch.isfinite(g).all():
+            damped = curvature_operator(graph, group["curvature"]).damped(group["damping"])
+            basis = krylov_basis(damped, g, group["subspace_dim"], state.get("previous_step"))
+            del damped
+        del graph  # the parameters move from here on
+        if basis is None or basis.shape[1] == 0:  # a non-finite gradient, or no usable subspace
+            record_search(state, Found(0.0, False))
+            return f
 
         subspace = SubspaceObjective(objective, x, basis)
         inner = {"n_iter": 0, "line_search_failures": 0, "line_search_failed": False}

@@ -14,7 +14,8 @@ from torch.utils.hooks import RemovableHandle
 from ..linalg import cg
 from ..validation import check_choice, check_int, check_number, check_positive
 from ._closure import Closure
-from ._solver import ClosureSolver, hyperparameters
+from ._solver import ClosureSolver, hyperparameters, record_search
+from .search import Found
 
 FISHERS = ("auto", "kfac", "cg")
 
@@ -109,6 +110,9 @@ class NaturalGradient(ClosureSolver):
 
     ``kl_clip`` (optional) rescales the step so that ``lr² dᵀ ∇f ≤ kl_clip``, bounding the
     predicted KL divergence between successive models (Ba, Grosse & Martens 2017).
+
+    A non-finite gradient or step is a failed step: recorded (``state["line_search_failed"]``), the
+    parameters and the K-FAC factors stay as they were.
     """
 
     def __init__(
@@ -174,19 +178,32 @@ class NaturalGradient(ClosureSolver):
                     return closure()
 
             f, g = self._objective(capturing_closure).evaluate()
+            if not torch.isfinite(g).all():
+                for layer in self._layers:
+                    layer.take()  # its statistics belong to a failed step
+                return self._failed(f)
             d = self._kfac_direction(g, min(1 - 1 / state["n_iter"], group["factor_decay"]))
         else:
             graph = self._objective(closure).linearise()
             f, g = graph.value, graph.grad
+            if not torch.isfinite(g).all():
+                return self._failed(f)
             fvp = graph.gauss_newton if graph.outputs is not None else (lambda v: g * torch.dot(g, v))
             result = cg(lambda v: fvp(v) + group["damping"] * v, g, max_iter=group["cg_max_iter"])
             d = result.x if not result.negative_curvature or result.iterations > 0 else g
+        if not torch.isfinite(d).all():
+            return self._failed(f)
+        record_search(state, Found(group["lr"], True))
         scale = group["lr"]
         if group["kl_clip"] is not None:
             predicted_kl = scale * scale * torch.dot(d, g).abs().item()
             if predicted_kl > group["kl_clip"]:
                 scale *= (group["kl_clip"] / predicted_kl) ** 0.5
         self._flat.set(self._flat.get() - scale * d)
+        return f
+
+    def _failed(self, f: float) -> float:
+        record_search(self.solver_state, Found(0.0, False))
         return f
 
     def _kfac_direction(self, g: Tensor, decay: float) -> Tensor:

@@ -14,8 +14,11 @@ class NonlinearCG(LineSearchSolver):
 
         d₀ = −g₀;   d_{k+1} = −g_{k+1} + β_{k+1} d_k   (β by ``beta``: "FR", "PR+", "HS", "DY")
 
-    Direction :class:`~.direction.ConjugateDirection` + a strong-Wolfe line search (c₂ = 0.1 by
-    default, so that FR/DY directions stay descent directions). Restarts with ``d = −g`` every
+    Direction :class:`~.direction.ConjugateDirection` + Moré & Thuente's strong-Wolfe line search
+    with c₂ = 0.4, as ``scipy.optimize.minimize(method="CG")`` (c₂ < 1/2 keeps Fletcher–Reeves
+    directions descent directions, Al-Baali 1985; Dai–Yuan's need only the Wolfe conditions; a
+    PR+ or HS direction that is not a descent direction is replaced by −g). SciPy's initial trial
+    step (:func:`~.direction.scipy_first_step`). Restarts with ``d = −g`` every
     ``restart_every`` iterations (default: the number of parameters, n), when two consecutive
     gradients are far from orthogonal (``|g₊ᵀg| ≥ restart_threshold ‖g₊‖²``, Powell 1977), after a
     failed line search and whenever d is not a descent direction.
@@ -33,9 +36,9 @@ class NonlinearCG(LineSearchSolver):
         max_eval: int | None = None,
         tolerance_grad: float = 1e-7,
         tolerance_change: float = 1e-9,
-        line_search_fn: str | None = "strong_wolfe",
+        line_search_fn: str | None = "more_thuente",
         c1: float = 1e-4,
-        c2: float = 0.1,
+        c2: float = 0.4,
     ) -> None:
         defaults = hyperparameters(locals())
         check_choice("beta", beta, BETA_RULES)

@@ -7,7 +7,8 @@
 * :class:`SubspaceObjective` — ``α ↦ (f(x + Vα), Vᵀ∇f(x + Vα))``, the same objective on a subspace.
 * :class:`LineObjective` — ``φ(t) = f(x + t d)``, ``φ'(t) = ∇f(x + t d)ᵀ d`` along one ray; each
   ``t`` is evaluated at most once (the cache), and a point already known (HF's CG iterates) can be
-  entered without an evaluation.
+  entered without an evaluation. For a direction that needs curvature at the next point (Newton)
+  it evaluates with the gradient's graph, so the accepted point is not evaluated a second time.
 """
 
 from __future__ import annotations
@@ -117,13 +118,19 @@ class LineObjective:
     """``φ(t) = f(x + t d)`` and ``φ'(t) = ∇f(x + t d)ᵀ d`` along one ray from an evaluated point.
 
     Calling ``φ(t)`` returns ``(φ(t), φ'(t))`` — the shape :mod:`descentlab.linesearch` expects;
-    :meth:`at` gives the whole :class:`Point`. Each ``t`` is evaluated at most once.
+    :meth:`at` gives the whole :class:`Point`. Each ``t`` is evaluated at most once. With
+    ``curvature=True`` (the objective must then be a :class:`ClosureObjective`) each point keeps its
+    gradient's graph: the step a search accepts is ready for the next Hessian, at no second
+    evaluation — one closure call per trial step either way.
     """
 
-    def __init__(self, objective: Objective, start: Point, direction: Tensor) -> None:
+    def __init__(
+        self, objective: Objective, start: Point, direction: Tensor, curvature: bool = False
+    ) -> None:
         self.objective = objective
         self.start = start
         self.direction = direction
+        self.curvature = curvature
         self.value0 = start.f
         self.slope0 = float(start.g @ direction)
         self._points: dict[float, Point] = {0.0: start}
@@ -136,7 +143,11 @@ class LineObjective:
     def at(self, t: float) -> Point:
         if t not in self._points:
             x = self.start.x + t * self.direction
-            self._points[t] = Point(x, *self.objective.evaluate(x))
+            if self.curvature:
+                graph = self.objective.linearise(x)
+                self._points[t] = Point(x, graph.value, graph.grad, graph)
+            else:
+                self._points[t] = Point(x, *self.objective.evaluate(x))
         return self._points[t]
 
     def remember(self, t: float, point: Point) -> None:

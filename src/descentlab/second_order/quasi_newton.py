@@ -13,11 +13,14 @@ class BFGS(LineSearchSolver):
     """BFGS: x ← x + t·d,  d = −H⁻¹g,  H⁻¹ updated from each (s, y) pair (notes 002).
 
     Broyden–Fletcher–Goldfarb–Shanno with a dense inverse-Hessian approximation: direction
-    :class:`~.direction.BFGSDirection` + strong-Wolfe line search (which guarantees ``yᵀs > 0``,
-    keeping ``Hinv`` positive definite); ``Hinv`` updated by
-    :class:`~descentlab.second_order.direction.BFGSInverseHessian` (Nocedal & Wright eq. 6.17).
-    ``n²`` memory: for small models; use :class:`LBFGS` otherwise. Defaults follow
-    ``scipy.optimize.minimize(method="BFGS")`` (``Hinv₀ = I``, c₂ = 0.9, SciPy's initial step).
+    :class:`~.direction.BFGSDirection` + a strong-Wolfe line search (which guarantees ``yᵀs > 0``,
+    keeping ``Hinv`` positive definite) — by default Moré & Thuente's (``"more_thuente"``, the
+    search SciPy's BFGS runs first); ``"strong_wolfe"`` is the bracket-and-zoom search of Nocedal &
+    Wright. ``Hinv`` updated by :class:`~descentlab.second_order.direction.BFGSInverseHessian`
+    (Nocedal & Wright eq. 6.17). ``n²`` memory: for small models; use :class:`LBFGS` otherwise.
+    Defaults follow ``scipy.optimize.minimize(method="BFGS")`` (``Hinv₀ = I``, c₂ = 0.9, SciPy's
+    initial step, Moré–Thuente search), and so do its iterates and evaluation counts, up to
+    rounding.
     ``state["inverse_hessian"]`` holds ``Hinv``.
     """
 
@@ -29,7 +32,7 @@ class BFGS(LineSearchSolver):
         max_eval: int | None = None,
         tolerance_grad: float = 1e-7,
         tolerance_change: float = 1e-9,
-        line_search_fn: str | None = "strong_wolfe",
+        line_search_fn: str | None = "more_thuente",
         c1: float = 1e-4,
         c2: float = 0.9,
     ) -> None:
@@ -44,12 +47,13 @@ class LBFGS(LineSearchSolver):
 
     Limited-memory BFGS (Nocedal 1980; Liu & Nocedal 1989): direction
     :class:`~.direction.LBFGSDirection` (``m = history_size``, ``Hinv₀ = (sᵀy / yᵀy) I``) +
-    strong-Wolfe line search by default.
+    Moré & Thuente's strong-Wolfe line search by default (the search of L-BFGS-B).
 
     Same keywords as ``torch.optim.LBFGS`` (``lr``, ``max_iter=20``, ``max_eval``,
     ``tolerance_grad``, ``tolerance_change``, ``history_size=100``, ``line_search_fn``) and the same
     state keys ``old_dirs`` (y's) / ``old_stps`` (s's), but the line search is on by default
-    (``line_search_fn=None`` gives torch's fixed-step variant) and the first step of a run has
+    (``line_search_fn=None`` gives torch's fixed-step variant, ``"strong_wolfe"`` a bracket-and-zoom
+    search like torch's) and the first step of a run has
     length ``lr · min(1, 1/‖g‖)``. Pairs with ``yᵀs ≤ 10⁻¹⁰`` are skipped.
     """
 
@@ -62,7 +66,7 @@ class LBFGS(LineSearchSolver):
         tolerance_grad: float = 1e-7,
         tolerance_change: float = 1e-9,
         history_size: int = 100,
-        line_search_fn: str | None = "strong_wolfe",
+        line_search_fn: str | None = "more_thuente",
         c1: float = 1e-4,
         c2: float = 0.9,
     ) -> None:

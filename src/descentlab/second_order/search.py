@@ -8,7 +8,9 @@ writes solver state: the solver does both. The scalar algorithms are :mod:`desce
 
 * :class:`FixedStep` — ``t = t0``, no evaluation (a learning rate);
 * :class:`Backtracking` — Armijo backtracking ``t0, ρ t0, ρ² t0, …`` (Nocedal & Wright, Alg. 3.1);
-* :class:`StrongWolfe` — bracketing and zoom to the strong Wolfe conditions (N&W Algs. 3.5–3.6).
+* :class:`StrongWolfe` — bracketing and zoom to the strong Wolfe conditions (N&W Algs. 3.5–3.6);
+* :class:`MoreThuente` — the same conditions by Moré & Thuente's interpolating search (MINPACK's
+  ``dcsrch``, which SciPy's BFGS, CG and Newton-CG run first).
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..linesearch import backtracking_armijo, strong_wolfe
+from ..linesearch import backtracking_armijo, more_thuente, strong_wolfe
 from .objective import LineObjective
 
-LINE_SEARCHES = (None, "strong_wolfe", "backtracking")
+LINE_SEARCHES = (None, "strong_wolfe", "more_thuente", "backtracking")
 
 
 @dataclass(frozen=True)
@@ -70,10 +72,25 @@ class StrongWolfe:
         return Found(result.step, result.success)
 
 
+@dataclass(frozen=True)
+class MoreThuente:
+    """``t`` with the strong Wolfe conditions, by :func:`~descentlab.linesearch.more_thuente`."""
+
+    c1: float = 1e-4
+    c2: float = 0.9
+    max_iter: int = 25
+
+    def __call__(self, phi: LineObjective, t0: float) -> Found:
+        result = more_thuente(phi, phi.value0, phi.slope0, t0, c1=self.c1, c2=self.c2, max_iter=self.max_iter)
+        return Found(result.step, result.success)
+
+
 def make_search(line_search_fn: str | None, c1: float, c2: float, max_iter: int = 25) -> Search:
     """The search a solver's ``line_search_fn`` names (``None``: a fixed step)."""
     if line_search_fn == "strong_wolfe":
         return StrongWolfe(c1, c2, max_iter)
+    if line_search_fn == "more_thuente":
+        return MoreThuente(c1, c2, max_iter)
     if line_search_fn == "backtracking":
         return Backtracking(c1, max_iter=max_iter)
     if line_search_fn is None:

@@ -10,7 +10,8 @@ from torch import Tensor
 
 from ..validation import check_choice, check_number, check_positive
 from ._closure import Closure
-from ._solver import ClosureSolver, hyperparameters
+from ._solver import ClosureSolver, hyperparameters, record_search
+from .search import Found
 
 STEP_RULES = ("constant", "constant_length", "diminishing", "diminishing_length", "polyak")
 
@@ -29,6 +30,8 @@ class Subgradient(ClosureSolver):
     The direction is ``−g``; the "search" is the step rule, which needs no evaluation. It is not
     a descent method — f can go up — so the best iterate is kept (``state["best_loss"]``,
     ``state["best_flat_params"]``): :attr:`best_loss`, :meth:`best_params` and :meth:`load_best`.
+    A non-finite subgradient is a failed step: recorded (``state["line_search_failed"]``), and the
+    parameters stay where they are.
     """
 
     def __init__(
@@ -51,7 +54,9 @@ class Subgradient(ClosureSolver):
         k = state["n_iter"]
         state["n_iter"] += 1
         g_norm = torch.linalg.vector_norm(g).item()
-        if g_norm == 0.0:
+        finite = bool(torch.isfinite(g).all())
+        record_search(state, Found(0.0, finite))
+        if g_norm == 0.0 or not finite:
             return f
         rule = group["step_rule"]
         if rule == "constant":

@@ -2,10 +2,17 @@
 
 * digits: scikit-learn's 8×8 handwritten digits (1,797 images, 64 pixels scaled to [0, 1], 10 classes;
   shipped inside scikit-learn, nothing is downloaded), split into fixed train / validation parts;
-* teacher regression: y = teacher(x) + noise with a random tanh network as the teacher (MSE).
+* teacher regression: y = teacher(x) + noise with a random tanh network as the teacher (MSE);
+* a character corpus: the source of a few modules of the Python standard library this interpreter
+  runs (:func:`stdlib_corpus`, with its SHA-256, since it changes with the Python version), cut into
+  next-character windows for :class:`CharLSTM`.
 """
 
 from __future__ import annotations
+
+import hashlib
+import importlib.util
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -16,7 +23,7 @@ def digits(n_train: int = 1200, *, seed: int = 0) -> tuple[Tensor, Tensor, Tenso
     try:
         from sklearn.datasets import load_digits
     except ImportError as error:  # pragma: no cover - scikit-learn is in the dev and bench extras
-        raise ImportError("the digits problem needs scikit-learn: pip install 'descentlab[dev]'") from error
+        raise ImportError("the digits problem needs scikit-learn: pip install scikit-learn") from error
     data = load_digits()
     x = torch.tensor(data.data / 16.0, dtype=torch.float32)
     y = torch.tensor(data.target, dtype=torch.int64)
@@ -61,3 +68,60 @@ def batches(
             index = order[i : i + batch_size]
             out.append((x[index], y[index]))
     return out
+
+
+#: The standard-library modules whose source is the character corpus: plain-Python modules present
+#: (and not frozen) in every CPython from 3.10 on; about 112,000 characters on 3.11.
+CORPUS_MODULES = ("textwrap", "heapq", "bisect", "fnmatch", "shlex", "colorsys", "queue", "sched", "calendar")
+
+
+def stdlib_corpus(modules: tuple[str, ...] = CORPUS_MODULES) -> tuple[str, str]:
+    """``(text, sha256)``: the source files of ``modules`` as this interpreter has them, joined by a
+    blank line, and the SHA-256 of the text (UTF-8), which identifies the corpus across Pythons."""
+    parts = []
+    for name in modules:
+        spec = importlib.util.find_spec(name)
+        origin = None if spec is None else spec.origin
+        if origin is None or not origin.endswith(".py") or not Path(origin).is_file():
+            raise FileNotFoundError(
+                f"the char-rnn corpus needs the source of the standard-library module {name!r}, "
+                f"which this Python does not have as a .py file ({origin})"
+            )
+        parts.append(Path(origin).read_text(encoding="utf-8"))
+    text = "\n\n".join(parts)
+    return text, hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def char_windows(codes: Tensor, length: int) -> tuple[Tensor, Tensor]:
+    """Non-overlapping next-character windows: ``inputs[i] = codes[iT : iT + T]``, ``targets[i] =
+    codes[iT + 1 : iT + T + 1]`` for T = ``length`` (the incomplete tail dropped)."""
+    n = (len(codes) - 1) // length
+    inputs = codes[: n * length].reshape(n, length)
+    targets = codes[1 : n * length + 1].reshape(n, length)
+    return inputs, targets
+
+
+class CharLSTM(nn.Module):
+    """Embedding → LSTM → linear read-out over the vocabulary. ``forward(x)`` gives the logits
+    ``[batch, time, vocab]`` of the next character; ``step(x, hidden)`` also takes and returns the
+    LSTM state ``(h, c)``, for truncated BPTT."""
+
+    def __init__(self, vocab: int, *, embed: int = 32, hidden: int = 128, seed: int = 0) -> None:
+        super().__init__()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.embed = nn.Embedding(vocab, embed)
+            self.lstm = nn.LSTM(embed, hidden, batch_first=True)
+            self.head = nn.Linear(hidden, vocab)
+
+    def step(self, x: Tensor, hidden: tuple[Tensor, Tensor] | None = None):
+        out, hidden = self.lstm(self.embed(x), hidden)
+        return self.head(out), hidden
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.step(x)[0]
+
+
+def sequence_cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
+    """Mean cross-entropy over every position of ``[batch, time, vocab]`` logits."""
+    return nn.functional.cross_entropy(logits.flatten(0, -2), targets.flatten())

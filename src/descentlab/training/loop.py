@@ -5,6 +5,7 @@ plain loop without it. One epoch is::
 
     for (inputs, targets) in train:              # any re-iterable: a DataLoader, a list of batches
         loss = loss_fn(model(inputs), targets);  loss.backward();  optimizer.step()
+                                                  # or: loss = train_step(model, inputs, targets)
         scheduler.step()                          # scheduler_interval="step"
         monitor.log(step=s, loss=loss, lr=η)      # after every optimizer step
         checkpoint every ``checkpoint_every`` steps
@@ -290,6 +291,8 @@ def fit(
     log_dir: str | os.PathLike | None = None,
     progress: bool = True,
     nonfinite: str | None = "raise",
+    train_step: Callable[[nn.Module, Any, Any], Tensor | float] | None = None,
+    distributed: bool = False,
 ) -> History:
     """Train ``model`` for ``epochs`` passes over ``train`` (see the module docstring); returns the
     :class:`History`.
@@ -305,6 +308,23 @@ def fit(
     ``log(step, **scalars)``, ``state_dict()`` and ``load_state_dict()``. ``nonfinite``: a non-finite
     training loss raises :class:`~descentlab.validation.NonFiniteError` (``"raise"``), skips that
     batch's update (``"skip"``) or is not checked (``None``).
+
+    ``train_step(model, inputs, targets) -> loss`` replaces the default forward and backward of a
+    training batch (``loss_fn(model(inputs), targets).backward()``): it computes the loss *and its
+    gradients* itself — e.g. truncated BPTT, ``tbptt(step, (inputs, targets), k)`` without an
+    optimizer, whose chunk gradients add up in ``.grad`` — and returns the loss (a float or a
+    0-dim tensor). ``fit`` still zeroes the gradients before it and steps the optimizer after it;
+    with ``nonfinite="skip"`` a non-finite loss discards the gradients it left. Validation still uses
+    ``loss_fn(model(inputs), targets)``.
+
+    ``distributed=True`` runs the same loop on every rank of a torch.distributed process group (under
+    torchrun, after :func:`descentlab.distributed.init`): the model is wrapped in DDP unless it already
+    is DDP or FSDP, ``train`` should be each rank's shard (:func:`descentlab.distributed.shard`, whose
+    sampler gets ``set_epoch`` every epoch), the recorded losses and validation values are the means
+    over the ranks (so every rank keeps the same history and makes the same early-stopping and
+    non-finite decisions), and only rank 0 shows progress and writes the checkpoint and event files;
+    every rank resumes from that checkpoint (one file system), with rank 0's RNG states. A ``train_step``
+    then receives the DDP-wrapped model, so that its backward averages the gradients.
     """
     # -- arguments, all checked before any work -------------------------------------------------
     if not isinstance(model, nn.Module):
@@ -364,12 +384,22 @@ def fit(
             raise ValueError("checkpoint_every needs checkpoint=PATH")
     progress = check_bool("progress", progress)
     nonfinite = check_nonfinite_policy(nonfinite)
+    distributed = check_bool("distributed", distributed)
+    if train_step is not None:
+        check_callable("train_step", train_step, "train_step(model, inputs, targets) -> loss")
     writer_class = None
     if log_dir is not None:
         try:
             from torch.utils.tensorboard import SummaryWriter as writer_class
         except ImportError:
             raise ImportError("log_dir needs tensorboard: pip install 'descentlab[tensorboard]'") from None
+    coordinator = None  # fit(distributed=True): DDP, means over the ranks, rank 0 writes
+    if distributed:
+        from ..distributed.sync import FitSupport
+
+        coordinator = FitSupport(model)
+    forward = model if coordinator is None else coordinator.model
+    main_rank = coordinator is None or coordinator.is_main
 
     generators = _generators(train, val)
     parts = {"scheduler": scheduler, "early_stopping": early_stopping, "monitor": monitor}
@@ -425,19 +455,26 @@ def fit(
                 "finished": finished,
             },
         }
-        atomic_write(path, lambda tmp: torch.save(state, tmp))
+        if main_rank:
+            atomic_write(path, lambda tmp: torch.save(state, tmp))
+        if coordinator is not None:
+            coordinator.barrier()
 
-    writer = None if writer_class is None else writer_class(str(log_dir), purge_step=step if step else None)
+    writer = None
+    if writer_class is not None and main_rank:
+        writer = writer_class(str(log_dir), purge_step=step if step else None)
     try:
         total = len(train) * epochs if hasattr(train, "__len__") else None  # type: ignore[arg-type]
     except TypeError:
         total = None
-    bar = _progress(progress, total, epochs)
+    bar = _progress(progress and main_rank, total, epochs)
     last_val = ""
     try:
         with bar:
             task = bar.add_task("fit", total=total, completed=step, epoch=epoch + 1, loss="-", val="", lr="-")
             while epoch < epochs:
+                if coordinator is not None:  # before the iterator: DistributedSampler reshuffles per epoch
+                    coordinator.set_epoch(train, epoch)
                 # the epoch's iterator: fresh, or re-created as it was and advanced to the checkpoint
                 if batch == 0:
                     if saved is not None:  # resumed at the end of an epoch
@@ -455,8 +492,13 @@ def fit(
                 model.train()
                 for inputs, targets in batches:
                     optimizer.zero_grad()
-                    loss = loss_fn(model(inputs), targets)
-                    value = float(loss.detach())
+                    if train_step is None:
+                        loss = loss_fn(forward(inputs), targets)
+                    else:  # the gradients are already in .grad (through DDP under distributed=True)
+                        loss = train_step(forward, inputs, targets)
+                    value = float(loss.detach() if isinstance(loss, Tensor) else loss)
+                    if coordinator is not None:
+                        value = coordinator.mean({"loss": value})["loss"]
                     lr = _lr(optimizer)
                     finite = math.isfinite(value)
                     if not finite and nonfinite == "raise":
@@ -464,8 +506,11 @@ def fit(
                             f"the training loss is {value} at epoch {epoch}, step {step + 1}"
                             + (f"; the last checkpoint in {str(path)!r} is intact" if path else "")
                         )
+                    if not finite and nonfinite == "skip" and train_step is not None:
+                        optimizer.zero_grad()
                     if finite or nonfinite is None:
-                        loss.backward()
+                        if train_step is None:
+                            loss.backward()
                         optimizer.step()
                         if scheduler is not None and scheduler_interval == "step":
                             scheduler.step()
@@ -494,6 +539,8 @@ def fit(
                 stop = False
                 if val is not None:
                     results = evaluate(model, val, loss_fn, metrics)
+                    if coordinator is not None:
+                        results = coordinator.mean(results)
                     record.update(results)
                     if monitor is not None:
                         monitor.log(step=step, **results)

@@ -19,6 +19,7 @@ from .._io import atomic_write
 
 if TYPE_CHECKING:
     from .early_stopping import EarlyStopping
+    from .loop import History
     from .range_test import RangeTest
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "plot_tbptt",
     "plot_batch_balance",
     "plot_gradient_noise",
+    "plot_history",
 ]
 
 BLUE, ORANGE, GREEN, RED, PURPLE, GREY = "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#7f7f7f"
@@ -231,4 +233,52 @@ def plot_gradient_noise(
     ax.set_title(title or f"Gradient noise against batch size (N = {n})", fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
+    return _finish(fig, path)
+
+
+def plot_history(
+    history: History,
+    path=None,
+    *,
+    metric: str | None = None,
+    metric_label: str | None = None,
+    title: str | None = None,
+) -> Figure:
+    """A :func:`~descentlab.training.fit` run: the training loss of every step (faint) and its mean per
+    epoch, the validation loss per epoch, the best epoch and the stop of early stopping; with
+    ``metric`` (e.g. ``"val_acc"``) a second panel draws it per epoch. The x axis counts the epochs
+    completed, so epoch ``i`` of the history (counted from 0) ends at ``i + 1``."""
+    fig = new_figure(9.0 if metric else 6.4, 3.8)
+    ax = fig.add_subplot(1, 2, 1) if metric else fig.add_subplot()
+    per_epoch = history.epochs[0]["step"] if history.epochs and history.epochs[0]["step"] else 1
+    steps = np.asarray(history.steps, dtype=float) / per_epoch
+    ax.plot(steps, history.loss, color=BLUE, alpha=0.25, lw=0.7, label="training loss (each step)")
+    ends = np.asarray([e["step"] for e in history.epochs], dtype=float) / per_epoch
+    ax.plot(ends, history.metric("train_loss"), color=BLUE, marker=".", label="training loss (epoch mean)")
+    val = history.metric("val_loss")
+    if val:
+        ax.plot(ends[: len(val)], val, color=ORANGE, marker=".", label="validation loss")
+    if history.best_epoch is not None and history.best_epoch < len(ends):
+        best = history.epochs[history.best_epoch]
+        value = f": {best['val_loss']:.3f}" if "val_loss" in best else ""
+        ax.axvline(ends[history.best_epoch], color=GREEN, ls="--", lw=1.2,
+                   label=f"best after {history.best_epoch + 1} epochs{value} (restored)")
+    if history.stopped_epoch is not None:
+        ax.axvline(ends[history.stopped_epoch], color=RED, ls="--", lw=1.2,
+                   label=f"early stopping after {history.stopped_epoch + 1} epochs")
+    drawn = np.asarray([v for v in (*history.loss, *val) if np.isfinite(v)])
+    if len(drawn) and drawn.min() > 0 and drawn.max() / drawn.min() > 100:
+        ax.set_yscale("log")  # losses over several decades: the gap between train and val stays visible
+    ax.set_xlabel("epochs completed")
+    ax.set_ylabel("loss")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    if metric:
+        ax2 = fig.add_subplot(1, 2, 2)
+        values = history.metric(metric)
+        ax2.plot(ends[: len(values)], values, color=PURPLE, marker=".")
+        ax2.set_xlabel("epochs completed")
+        ax2.set_ylabel(metric_label or metric)
+        ax2.grid(alpha=0.3)
+    fig.suptitle(title or "Training run", fontsize=10)
     return _finish(fig, path)

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from ..validation import check_bool, check_number, check_pair, check_unit_interval
-from .base import Context, Transform
+from .base import Context, Deferred, Transform
 
 
 def check_betas(hp: Mapping[str, Any]) -> tuple[float, float]:
@@ -71,10 +71,10 @@ class ScaleByAdam(Transform):
             v = state["max_exp_avg_sq"]
         if self.efficient:
             denom = v.sqrt().add_(eps)
-            return torch.div(m, denom, out=denom).mul_(c["b_k"])
+            return Deferred.quotient(m, denom, c["b_k"], scratch=True)
         # m̂/(√v̂ + ε) written as m/((1 − β₁ᵏ)(√v/√(1 − β₂ᵏ) + ε)): one temporary, four passes
         denom = v.sqrt().mul_(c["bias1_over_sqrt_bias2"]).add_(eps * c["bias1"])
-        return torch.div(m, denom, out=denom)
+        return Deferred.quotient(m, denom, scratch=True)
 
 
 class ScaleByAdamax(Transform):
@@ -107,7 +107,7 @@ class ScaleByAdamax(Transform):
         m, u_inf = state["exp_avg"], state["exp_inf"]
         m.lerp_(u, 1 - beta1)
         torch.maximum(u_inf.mul_(beta2), u.abs().add_(ctx.hp["eps"]), out=u_inf)
-        return (m * ctx.coef["inv_bias1"]).div_(u_inf)
+        return Deferred.quotient(m, u_inf, ctx.coef["inv_bias1"])  # (u_inf is state: not scratch)
 
 
 class ScaleByNAdam(Transform):
@@ -138,12 +138,17 @@ class ScaleByNAdam(Transform):
     def init_scalars(self, hp: Mapping[str, Any]) -> dict[str, float]:
         return {"mu_product": 1.0}
 
-    def coefficients(self, hp: Mapping[str, Any], step: int) -> dict[str, float]:
+    def coefficients(self, hp: Mapping[str, Any], step: int) -> dict[str, Any]:
         beta1, beta2 = hp["betas"]
         psi = hp["momentum_decay"]
+        # μ_k and μ_{k+1} meet the tensor Π_k, so they are 0-d float64 tensors (the doubles torch
+        # computes with): a compiled step then never specialises on their changing values
+        mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * psi))
+        mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * psi))
         return {
-            "mu": beta1 * (1.0 - 0.5 * 0.96 ** (step * psi)),
-            "mu_next": beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * psi)),
+            "mu": torch.tensor(mu, dtype=torch.float64),
+            "one_minus_mu": torch.tensor(1.0 - mu, dtype=torch.float64),  # (1 − μ in Python, as torch)
+            "mu_next": torch.tensor(mu_next, dtype=torch.float64),
             "bias2": 1 - beta2**step,
         }
 
@@ -151,11 +156,11 @@ class ScaleByNAdam(Transform):
         beta1, beta2 = ctx.hp["betas"]
         eps, mu, mu_next = ctx.hp["eps"], ctx.coef["mu"], ctx.coef["mu_next"]
         m, v, mu_product = state["exp_avg"], state["exp_avg_sq"], state["mu_product"]
-        mu_product.mul_(mu)  # kept in torch's scalar dtype, as torch does
+        mu_product.mul_(mu.to(mu_product.dtype))  # in torch's scalar dtype, as torch does
         pi_k = mu_product.double()  # torch reads it back as a Python float (a double)
         m.lerp_(u, 1 - beta1)
         v.mul_(beta2).addcmul_(u, u, value=1 - beta2)
         denom = v.div(ctx.coef["bias2"]).sqrt_().add_(eps)
-        grad_coef = ((1.0 - mu) / (1.0 - pi_k)).to(u.dtype)
+        grad_coef = (ctx.coef["one_minus_mu"] / (1.0 - pi_k)).to(u.dtype)
         momentum_coef = (mu_next / (1.0 - pi_k * mu_next)).to(u.dtype)
-        return (grad_coef * u).div_(denom).add_(m.div(denom).mul_(momentum_coef))
+        return Deferred(((grad_coef, u, denom, False), (momentum_coef, m, denom, False)))

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from ..validation import check_bool, check_number, check_unit_interval
-from .base import Context, Transform
+from .base import Context, Deferred, Transform
 
 
 class ScaleByAdaGrad(Transform):
@@ -37,7 +37,7 @@ class ScaleByAdaGrad(Transform):
         t = state["sum"]
         t.addcmul_(u, u)
         denom = t.sqrt().add_(ctx.hp["eps"])
-        return torch.div(u, denom, out=denom)
+        return Deferred.quotient(u, denom, scratch=True)
 
 
 class ScaleByRms(Transform):
@@ -77,7 +77,7 @@ class ScaleByRms(Transform):
         else:
             rms = v.sqrt()
         rms.add_(eps)
-        return torch.div(u, rms, out=rms)
+        return Deferred.quotient(u, rms, scratch=True)
 
 
 class ScaleByAdaDelta(Transform):

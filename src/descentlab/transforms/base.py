@@ -52,6 +52,9 @@ __all__ = [
     "Chain",
     "chain",
     "Context",
+    "Deferred",
+    "materialize",
+    "subtract",
     "run_chain",
     "chain_coefficients",
     "overwrite_",
@@ -70,11 +73,92 @@ def scalar_state_dtype() -> torch.dtype:
 def overwrite_(target: Tensor, value: Tensor | float) -> Tensor:
     """``target ← value`` in place, written so that a compiled step keeps it correct.
 
-    The one home of the inductor workarounds: a ``copy_`` from a tensor that the same
-    compiled step updates later may be reordered after that update, and ``fill_`` with a
-    Python float would bake the value into the graph; ``target·0 + value`` does neither.
+    The one home of the inductor workarounds: under ``torch.compile`` a ``copy_`` from a tensor
+    that the same compiled step updates later may be reordered after that update, and ``fill_``
+    with a Python float would bake the value into the graph, so it is written ``target·0 + value``;
+    eagerly it is a plain ``copy_`` / ``fill_`` (one pass).
     """
-    return target.mul_(0).add_(value)
+    if torch.compiler.is_compiling():
+        return target.mul_(0).add_(value)
+    return target.copy_(value) if isinstance(value, Tensor) else target.fill_(value)
+
+
+_ONE = 1.0  # the default scale of a quotient (compared by identity: no guard on a traced value)
+
+
+class Deferred:
+    """An update left unevaluated: ``s = Σᵢ cᵢ·aᵢ/bᵢ`` (``bᵢ`` may be ``None``: ``cᵢ·aᵢ``).
+
+    A rule whose update ends with a division (RMSprop's ``g/(√v + ε)``, Adam's ``m̂/(√v̂ + ε)``)
+    may return it deferred, ``Deferred.quotient(a, b)``: the division then fuses into the
+    parameter update ``w ← w − η·s`` as one ``addcdiv_`` pass, the way torch's own loops apply it,
+    instead of a division pass and an update pass. The math is the same; only when it is
+    evaluated changes. Whoever needs the tensor — the next transform, a global statistic, a
+    compiled step, :meth:`Chain.update` — gets :meth:`materialize`d values; :func:`run_chain`
+    does that, so transforms always receive tensors.
+    """
+
+    __slots__ = ("terms",)
+
+    def __init__(self, terms: Sequence[tuple[Any, Tensor, Tensor | None, bool]]) -> None:
+        #: ``(c, a, b, scratch)``: ``scratch`` means ``b`` is a temporary the evaluation may overwrite
+        self.terms = tuple(terms)
+
+    @staticmethod
+    def quotient(a: Tensor, b: Tensor, scale: Any = _ONE, *, scratch: bool = False) -> Deferred:
+        return Deferred(((scale, a, b, scratch),))
+
+    def __add__(self, other: Deferred) -> Deferred:
+        return Deferred(self.terms + other.terms)
+
+    def materialize(self) -> Tensor:
+        total = None
+        for c, a, b, scratch in self.terms:
+            scaled = a if _is_one(c) else a * c
+            if b is None:
+                term = scaled
+            elif scratch and scaled is a:
+                term = torch.div(a, b, out=b)
+            else:
+                term = scaled.div_(b) if scaled is not a else torch.div(a, b)
+            total = term if total is None else total.add_(term)
+        return total
+
+    def subtract_from(self, w: Tensor, factor: Any) -> None:
+        """``w ← w − factor·s``, one pass per term (``addcdiv_`` / ``add_``)."""
+        for c, a, b, _ in self.terms:
+            value = -float(factor) * float(c)
+            if b is None:
+                w.add_(a, alpha=value)
+            else:
+                w.addcdiv_(a, b, value=value)
+
+    def subtract_from_pieces(self, ws: list[Tensor], sizes: list[int], factor: Any) -> None:
+        """The same for a flat step over consecutive tensors ``ws`` of ``sizes`` elements."""
+        for c, a, b, _ in self.terms:
+            value = -float(factor) * float(c)
+            if b is None:
+                torch._foreach_add_(ws, list(a.split(sizes)), alpha=value)
+            else:
+                torch._foreach_addcdiv_(ws, list(a.split(sizes)), list(b.split(sizes)), value=value)
+
+
+def _is_one(c: Any) -> bool:
+    return c is _ONE
+
+
+
+def materialize(u: Tensor | Deferred) -> Tensor:
+    """The update as a tensor (a :class:`Deferred` evaluated)."""
+    return u.materialize() if isinstance(u, Deferred) else u
+
+
+def subtract(w: Tensor, s: Tensor | Deferred, factor: Any) -> None:
+    """``w ← w − factor·s`` in place, for a tensor or a :class:`Deferred` step."""
+    if isinstance(s, Deferred):
+        s.subtract_from(w, factor)
+    else:
+        w.add_(s, alpha=-factor)
 
 
 class Context:
@@ -206,7 +290,14 @@ class Transform:
         """A global quantity over every update of the optimizer (e.g. the total norm)."""
         return None
 
-    def update(self, u: Tensor, state: Mapping[str, Tensor], ctx: Context) -> Tensor:
+    def is_identity(self, hp: Mapping[str, Any]) -> bool:
+        """Whether, with these hyperparameters, the rule returns its updates unchanged and touches
+        no state (``maximize=False``, ``weight_decay=0``, ``momentum=0``): the runner then skips it."""
+        return False
+
+    def update(self, u: Tensor, state: Mapping[str, Tensor], ctx: Context) -> Tensor | Deferred:
+        """The transformed updates: a tensor, or a :class:`Deferred` quotient whose division the
+        parameter update may fuse (the runner evaluates it for whoever needs a tensor)."""
         raise NotImplementedError
 
     def validate(self, hp: Mapping[str, Any]) -> None:
@@ -395,7 +486,9 @@ def run_chain(
 
     With ``fold_scaling``, a final pure scaling (the learning rate) is not applied: its
     factor is returned instead, so that the caller can apply ``w ← w − c·s`` in one pass.
-    Returns ``(steps, factors)``, one of each per unit (factors are 1.0 without folding).
+    Returns ``(steps, factors)``, one of each per unit (factors are 1.0 without folding). With
+    folding, a step may be a :class:`Deferred` (apply it with :func:`subtract`); without, steps are
+    tensors.
     """
     leaves, namespaces = rule.leaves, rule.namespaces()
     folded = fold_scaling and bool(leaves) and leaves[-1].is_pure_scaling
@@ -404,18 +497,21 @@ def run_chain(
         leaf, (hp_names, state_names) = leaves[index], namespaces[index]
         _enter(leaf, index, hp_names, contexts)
         if leaf.has_statistic:
+            updates = [materialize(u) for u in updates]
             value = leaf.statistic(updates, contexts[0].hp)
             for ctx in contexts:
                 ctx.statistic = value
         updates = [
-            leaf.update(u, _view(state, state_names), ctx) for u, state, ctx in zip(updates, states, contexts)
+            u if leaf.is_identity(ctx.hp) else leaf.update(materialize(u), _view(state, state_names), ctx)
+            for u, state, ctx in zip(updates, states, contexts)
         ]
     factors: list[Any] = [1.0] * len(updates)
     if folded:
         index = len(leaves) - 1
         _enter(leaves[index], index, namespaces[index][0], contexts)
         factors = [leaves[index].scale_factor(ctx) for ctx in contexts]
-    return updates, factors
+        return updates, factors
+    return [materialize(u) for u in updates], factors
 
 
 def _enter(leaf: Transform, index: int, hp_names: Mapping[str, str], contexts: Sequence[Context]) -> None:

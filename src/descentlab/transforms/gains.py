@@ -38,12 +38,15 @@ class ScaleByLocalGains(Transform):
     def init_state(self, param: Tensor, hp: Mapping[str, Any]) -> dict[str, Tensor]:
         return {"gain": torch.ones_like(param), "prev_grad": torch.zeros_like(param)}
 
+    def coefficients(self, hp: Mapping[str, Any], step: int) -> dict[str, float]:
+        # δ = 0 at the first step (no previous gradient): gains stay at 1 with no branch on the step
+        return {"delta": hp["delta"] if step > 1 else 0.0}
+
     def update(self, u: Tensor, state: dict, ctx: Context) -> Tensor:
-        delta = ctx.hp["delta"]
+        delta = ctx.coef["delta"]
         lo, hi = ctx.hp["gain_bounds"]
         gain, prev = state["gain"], state["prev_grad"]
-        if ctx.step > 1:
-            persists = (u * prev) > 0
-            gain.copy_(torch.where(persists, gain + delta, gain * (1 - delta))).clamp_(lo, hi)
+        persists = (u * prev) > 0
+        gain.copy_(torch.where(persists, gain + delta, gain * (1 - delta))).clamp_(lo, hi)
         prev.copy_(u)
         return gain * u

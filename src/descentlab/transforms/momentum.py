@@ -45,6 +45,14 @@ class Momentum(Transform):
         # Like torch, no buffer (and no memory) while momentum is 0.
         return {"momentum_buffer": torch.zeros_like(param)} if hp["momentum"] != 0 else {}
 
+    def is_identity(self, hp: Mapping[str, Any]) -> bool:
+        return hp["momentum"] == 0
+
+    def coefficients(self, hp: Mapping[str, Any], step: int) -> dict[str, float]:
+        # p_1 = u_1 written as 0·p + 1·u: no branch on the step, so a compiled step has one graph
+        first = step == 1
+        return {"keep": 0.0 if first else hp["momentum"], "new": 1.0 if first else 1.0 - hp["dampening"]}
+
     def update(self, u: Tensor, state: dict, ctx: Context) -> Tensor:
         beta = ctx.hp["momentum"]
         if beta == 0:
@@ -55,10 +63,7 @@ class Momentum(Transform):
                 "momentum_buffer; create the optimizer with the momentum you will use"
             )
         p = state["momentum_buffer"]
-        if ctx.step == 1:
-            p.copy_(u)
-        else:
-            p.mul_(beta).add_(u, alpha=1 - ctx.hp["dampening"])
+        p.mul_(ctx.coef["keep"]).add_(u, alpha=ctx.coef["new"])
         return u + beta * p if ctx.hp["nesterov"] else p
 
 
@@ -78,8 +83,7 @@ class HeavyBall(Transform):
     state_depends_on = ()
 
     def validate(self, hp: Mapping[str, Any]) -> None:
-        check_number("lr", hp["lr"], low=0.0)
-        check_number("momentum", hp["momentum"], low=0.0, high=1.0, high_open=True)
+        _check_lr_and_momentum(hp)
 
     def init_state(self, param: Tensor, hp: Mapping[str, Any]) -> dict[str, Tensor]:
         return {"previous_param": param.detach().clone()}
@@ -110,8 +114,7 @@ class NesterovLookahead(Transform):
     state_depends_on = ()
 
     def validate(self, hp: Mapping[str, Any]) -> None:
-        check_number("lr", hp["lr"], low=0.0)
-        check_number("momentum", hp["momentum"], low=0.0, high=1.0, high_open=True)
+        _check_lr_and_momentum(hp)
 
     def init_state(self, param: Tensor, hp: Mapping[str, Any]) -> dict[str, Tensor]:
         return {"velocity": torch.zeros_like(param)}
@@ -126,3 +129,9 @@ class NesterovLookahead(Transform):
     def true_params(lookahead_param: Tensor, state: Mapping[str, Tensor], beta: float) -> Tensor:
         """``w = ŵ + β·p``: the iterate of the look-ahead form behind the stored ``ŵ``."""
         return lookahead_param + beta * state["velocity"]
+
+
+def _check_lr_and_momentum(hp: Mapping[str, Any]) -> None:
+    """The two hyperparameters of the forms that include their learning rate."""
+    check_number("lr", hp["lr"], low=0.0)
+    check_number("momentum", hp["momentum"], low=0.0, high=1.0, high_open=True)

@@ -50,5 +50,8 @@ class Maximize(Transform):
     def validate(self, hp: Mapping[str, Any]) -> None:
         check_bool("maximize", hp["maximize"])
 
+    def is_identity(self, hp: Mapping[str, Any]) -> bool:
+        return not hp["maximize"]
+
     def update(self, u: Tensor, state: dict, ctx: Context) -> Tensor:
         return -u if ctx.hp["maximize"] else u

@@ -23,6 +23,9 @@ class AddWeightDecay(Transform):
     def validate(self, hp: Mapping[str, Any]) -> None:
         check_number("weight_decay", hp["weight_decay"], low=0.0)
 
+    def is_identity(self, hp: Mapping[str, Any]) -> bool:
+        return hp["weight_decay"] == 0
+
     def update(self, u: Tensor, state: dict, ctx: Context) -> Tensor:
         wd = ctx.hp["weight_decay"]
         return u + wd * ctx.param if wd != 0 else u
