@@ -217,6 +217,10 @@ def list_(tier: Annotated[str, typer.Option(help="quick or full")] = "full") -> 
         lines = [f"{n} = {d}: {s}" for n, d, s in space.rows()]
         table.add_row(name, escape("\n".join(lines)))
     console.print(table)
+    from .spaces import NOT_BENCHED
+
+    for name, why in NOT_BENCHED.items():
+        console.print(f"not benchmarked: [cyan]{name}[/cyan] — {escape(why)}")
 
 
 @app.command()

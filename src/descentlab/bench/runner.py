@@ -101,14 +101,15 @@ class TrialResult:
 
 
 class ClosureStep:
-    """``fit`` calls ``optimizer.step()`` without a closure; this hands a closure solver one over the
-    batch ``fit`` is on (set by :class:`StepBatches` through ``on_batch``). The forward/backward ``fit``
-    does itself before each step is not one of the solver's evaluations (its gradient is discarded):
-    only the solver's own closure calls are counted."""
+    """A closure solver inside ``fit``: ``train_step`` (``fit(train_step=…)``) runs the solver's step on
+    the batch — its closure evaluates the loss, the solver differentiates it as often as its line search
+    needs — and returns the loss; ``step()``, which ``fit`` calls afterwards, has nothing left to do.
+    Steps and gradient evaluations are the solver's own iterations and closure calls. One call may run
+    ``max_iter`` iterations, so the budget is counted in iterations: once the solver has done ``budget``
+    of them, the remaining calls only report the loss (every optimizer gets the same number of steps)."""
 
-    def __init__(self, solver: torch.optim.Optimizer, model: torch.nn.Module, loss_fn) -> None:
-        self.solver, self.model, self.loss_fn = solver, model, loss_fn
-        self.batch: tuple[torch.Tensor, torch.Tensor] | None = None
+    def __init__(self, solver: torch.optim.Optimizer, loss_fn, budget: int) -> None:
+        self.solver, self.loss_fn, self.budget = solver, loss_fn, budget
 
     @property
     def param_groups(self):
@@ -123,20 +124,43 @@ class ClosureStep:
     def zero_grad(self, set_to_none: bool = True) -> None:
         self.solver.zero_grad(set_to_none)
 
-    def set_batch(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        self.batch = (x, y)
-
-    def step(self, closure=None):
-        x, y = self.batch
+    def train_step(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor):
+        if self.counts()[0] >= self.budget:
+            with torch.no_grad():
+                return self.loss_fn(model(x), y)
 
         def objective():
-            return self.loss_fn(self.model(x), y)
+            return self.loss_fn(model(x), y)
 
         return self.solver.step(objective)
+
+    def step(self, closure=None) -> None:
+        return None
 
     def counts(self) -> tuple[int, int]:
         state = self.solver.solver_state
         return int(state["n_iter"]), int(state["func_evals"])
+
+
+class Evaluated:
+    """The validation data for ``fit``, evaluated where the optimizer says the model is: optimizers with
+    ``train()`` / ``eval()`` modes (schedule-free AdamW and SGD) switch to their averaged point for the
+    evaluation and back afterwards — ``fit`` itself does not know about the modes."""
+
+    def __init__(self, batches: list, optimizer) -> None:
+        self.batches, self.optimizer = batches, optimizer
+        self.modes = callable(getattr(optimizer, "eval", None)) and callable(
+            getattr(optimizer, "train", None)
+        )
+
+    def __iter__(self):
+        if self.modes:
+            self.optimizer.eval()
+        try:
+            yield from self.batches
+        finally:
+            if self.modes:
+                self.optimizer.train()
 
 
 class Recorder:
@@ -156,8 +180,10 @@ class Recorder:
         adapter: ClosureStep | None = None,
         on_eval=None,
         final_step: int | None = None,
+        optimizer=None,
     ) -> None:
         self.workload, self.model, self.train, self.adapter = workload, model, train, adapter
+        self.optimizer = optimizer
         self.on_eval, self.final_step = on_eval, final_step
         self.curve: dict[str, list[float]] = {
             k: [] for k in ("step", "evals", "seconds", "metric", "val_loss")
@@ -182,7 +208,8 @@ class Recorder:
         was_training = self.model.training
         self.model.eval()
         try:
-            return float(self.workload.loss(self.model(self.train[0]), self.train[1]))
+            for x, y in Evaluated([self.train], self.optimizer):  # at the point the optimizer evaluates
+                return float(self.workload.loss(self.model(x), y))
         finally:
             self.model.train(was_training)
 
@@ -241,17 +268,17 @@ def run_trial(spec: TrialSpec, on_eval=None) -> TrialResult:
         optimizer = build_optimizer(spec.optimizer, model.parameters(), spec.config)
         adapter = scheduler = None
         if is_closure_solver(spec.optimizer):
-            adapter = ClosureStep(optimizer, model, workload.loss)
+            adapter = ClosureStep(optimizer, workload.loss, budget)
             driven = adapter
         else:
             scheduler = build_scheduler(optimizer, spec.config, budget)
             driven = optimizer
         generator = torch.Generator().manual_seed(spec.seed)
         batches = StepBatches(*data.train, workload.batch_size, workload.eval_every, generator)
-        if adapter is not None:
-            batches.on_batch = adapter.set_batch
         steps = budget - budget % workload.eval_every
-        recorder = Recorder(workload, model, data.train, adapter, on_eval, final_step=steps)
+        recorder = Recorder(
+            workload, model, data.train, adapter, on_eval, final_step=steps, optimizer=optimizer
+        )
         recorder.start()
         status, note = "missed", ""
         try:
@@ -261,7 +288,8 @@ def run_trial(spec: TrialSpec, on_eval=None) -> TrialResult:
                 batches,
                 epochs=budget // workload.eval_every,
                 loss_fn=workload.loss,
-                val=[data.val],
+                val=Evaluated([data.val], optimizer),
+                train_step=None if adapter is None else adapter.train_step,
                 metrics={"target": workload.score},
                 scheduler=scheduler,
                 scheduler_interval="step",

@@ -230,7 +230,6 @@ class StepBatches:
         self.generator = generator
         self._order = torch.empty(0, dtype=torch.long)
         self._position = 0
-        self.on_batch: Callable[[Tensor, Tensor], None] | None = None
 
     def __len__(self) -> int:
         return self.steps
@@ -247,10 +246,7 @@ class StepBatches:
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         for _ in range(self.steps):
-            batch = self._next()
-            if self.on_batch is not None:
-                self.on_batch(*batch)
-            yield batch
+            yield self._next()
 
 
 # -- data builders ---------------------------------------------------------------------------------
