@@ -26,6 +26,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from .bench.cli import app as bench_app
 from .distributed.cli import app as distributed_app
 
 
@@ -44,6 +45,7 @@ app = typer.Typer(
     "descentlab race two-minima --opt 'sgd(lr=0.05)' --opt 'adam(lr=0.1)' \\\n    --out race.png",
 )
 console = Console(width=None if sys.stdout.isatty() else 120)
+app.add_typer(bench_app, name="bench")
 app.add_typer(distributed_app, name="distributed", help="Synchronous vs asynchronous SGD (simulated, Ray).")
 
 DEFAULT_RACERS = ["sgd(lr=0.05)", "sgd(lr=0.05, momentum=0.9)", "adam(lr=0.1)"]

@@ -380,7 +380,10 @@ def render_equation(latex: str, path: str | os.PathLike | None = None, fontsize:
     figure = new_figure((0.01, 0.01))
     figure.text(0, 0, latex, fontsize=fontsize, color="#1b2a3a")
     buffer = io.StringIO()
-    figure.savefig(buffer, format="svg", bbox_inches="tight", pad_inches=0.04, transparent=True)
+    # no date and fixed glyph ids: the same equation gives the same bytes (reproducible pages)
+    with matplotlib.rc_context({"svg.hashsalt": "descentlab"}):
+        figure.savefig(buffer, format="svg", bbox_inches="tight", pad_inches=0.04, transparent=True,
+                       metadata={"Date": None})
     svg = buffer.getvalue()
     svg = svg[svg.index("<svg"):]
     if path is not None:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .. import plots
+from ..bench.demo import bench_section
 from ..lab import RaceResult, race
 from ..landscapes import least_squares
 from ..schedules import SCHEDULES
@@ -361,4 +362,5 @@ EXPERIMENTS: list[tuple[str, Experiment]] = [
     ("training practice", training_practice),
     ("diagnosis", diagnosis),
     ("staleness", staleness),
+    ("bench", bench_section),
 ]

@@ -72,12 +72,16 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def render_page(sections: Sequence[Section], seconds: float) -> str:
-    """The whole page as one self-contained HTML string (inline CSS and SVG, local images only)."""
+def render_page(sections: Sequence[Section], seconds: float, *, template: str = TEMPLATE,
+                **context: object) -> str:
+    """The whole page as one self-contained HTML string (inline CSS and SVG, local images only).
+
+    ``template`` names another template of ``report/templates/`` (the benchmark's ``bench.html.j2``),
+    which receives ``context`` besides the blocks."""
     for i, section in enumerate(sections):
         if not isinstance(section, Section):
             raise ValueError(f"sections[{i}] must be a Section, got {type(section).__name__}")
     check_number("seconds", seconds, low=0.0)
-    template = _environment().get_template(TEMPLATE)
-    return template.render(blocks=[_block(s) for s in sections], seconds=seconds,
-                           torch_version=torch.__version__)
+    page = _environment().get_template(template)
+    return page.render(blocks=[_block(s) for s in sections], seconds=seconds,
+                       torch_version=torch.__version__, **context)

@@ -43,6 +43,9 @@ class Section:
         figures: captioned figures (:class:`Figure`), drawn as a gallery after ``image``; each links
             to its full-size file.
         seconds: how long the experiment took (set by the report builder).
+        link: a page of its own this section points to (relative URL), if any — the bench
+            section's report.
+        link_text: the words of that link.
     """
 
     slug: str
@@ -56,6 +59,8 @@ class Section:
     extra_image: str | None = None
     figures: list[Figure] = field(default_factory=list)
     seconds: float = 0.0
+    link: str | None = None
+    link_text: str = "open its own report"
 
     def __post_init__(self) -> None:
         if self.image is None and not self.figures:
