@@ -3,8 +3,10 @@
 Every experiment has the same signature, ``experiment(directory, options) -> Section``: it writes its
 figures into ``directory`` (through :mod:`descentlab.plots`, atomically) and returns the
 :class:`~descentlab.report.Section` that describes them; :class:`ReportOptions` carries the options
-of the whole report (``gif``). :data:`EXPERIMENTS` lists them in page order, by name. The last two,
-:func:`training_practice` and :func:`diagnosis`, live in :mod:`descentlab.report.practice`.
+of the whole report (``gif``). :data:`EXPERIMENTS` lists them in page order, by name. The two training
+sections, :func:`training_practice` and :func:`diagnosis`, live in :mod:`descentlab.report.practice`; the
+toolbox sections after them (clipping, initialisation, gradient checking, whitening, the Hessian spectrum,
+Hessian-free / K-FAC) in :mod:`descentlab.report.toolbox`.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from ..validation import check_bool
 from .distributed import staleness
 from .practice import diagnosis, training_practice
 from .section import Section
+from .toolbox import clipping, gradient_checking, hessian_spectrum, initialisation, hessian_free_kfac, whitening
 
 __all__ = [
     "ReportOptions",
@@ -41,6 +44,12 @@ __all__ = [
     "schedules",
     "training_practice",
     "diagnosis",
+    "clipping",
+    "initialisation",
+    "gradient_checking",
+    "whitening",
+    "hessian_spectrum",
+    "hessian_free_kfac",
 ]
 
 
@@ -361,6 +370,12 @@ EXPERIMENTS: list[tuple[str, Experiment]] = [
     ("schedules", schedules),
     ("training practice", training_practice),
     ("diagnosis", diagnosis),
+    ("clipping", clipping),
+    ("initialisation", initialisation),
+    ("gradient checking", gradient_checking),
+    ("whitening", whitening),
+    ("Hessian spectrum", hessian_spectrum),
+    ("Hessian-free / K-FAC", hessian_free_kfac),
     ("staleness", staleness),
     ("bench", bench_section),
 ]
