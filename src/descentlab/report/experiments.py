@@ -27,7 +27,14 @@ from ..validation import check_bool
 from .distributed import staleness
 from .practice import diagnosis, training_practice
 from .section import Section
-from .toolbox import clipping, gradient_checking, hessian_spectrum, initialisation, hessian_free_kfac, whitening
+from .toolbox import (
+    clipping,
+    gradient_checking,
+    hessian_free_kfac,
+    hessian_spectrum,
+    initialisation,
+    whitening,
+)
 
 __all__ = [
     "ReportOptions",

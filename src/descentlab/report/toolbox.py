@@ -140,7 +140,8 @@ def _run_summary(losses: np.ndarray, norms: np.ndarray) -> dict[str, Any]:
 def measure_clipping() -> dict[str, dict[str, Any]]:
     """``{"none": ..., "clipped": ...}``: each run's losses, gradient norms and summary numbers."""
     with _quiet():
-        return {"none": _run_summary(*_rnn_training(None)), "clipped": _run_summary(*_rnn_training(CLIP_NORM))}
+        return {"none": _run_summary(*_rnn_training(None)),
+                "clipped": _run_summary(*_rnn_training(CLIP_NORM))}
 
 
 def _clipping_figure(runs: dict[str, dict[str, Any]]):
@@ -192,9 +193,10 @@ def clipping(directory: Path, options: ReportOptions | None = None) -> Section:
         blow = (f"Without clipping the gradient norm stayed ≤ {_g(none['max_norm'])} and the largest rise "
                 f"of the loss was {_g(none['largest_jump'])}× — this run did not explode")
     keep = (f"clipped at c = {CLIP_NORM:g} (on {clipped['clipped_steps']} of {CLIP_STEPS} steps) the "
-            f"largest rise was {_g(clipped['largest_jump'])}× and the loss ended at {_g(clipped['final_loss'])}")
+            f"largest rise was {_g(clipped['largest_jump'])}× and the loss ended at "
+            f"{_g(clipped['final_loss'])}")
     share = clipped["clipped_steps"] / CLIP_STEPS
-    verdict = ((f"clipping kept every step's direction and capped its length — "
+    verdict = (("clipping kept every step's direction and capped its length — "
                 + ("on most steps, so here it acts like a normalised-gradient method with step ηc"
                    if share > 0.5 else "only on the few steps that would have thrown the weights away"))
                if tamed and exploded
@@ -208,9 +210,9 @@ def clipping(directory: Path, options: ReportOptions | None = None) -> Section:
         slug="clipping",
         title="Gradient clipping: an exploding RNN gradient, with and without clip-by-norm",
         equation=r"$g\leftarrow g\cdot\min\left(1,\ \frac{c}{\Vert g\Vert}\right)$",
-        lead=f"A tanh RNN reads {CLIP_T} random inputs and predicts their (clipped) sum; its recurrent matrix "
-        f"is scaled to spectral radius {CLIP_RADIUS}, so back-propagation through time can multiply the "
-        f"gradient by up to {CLIP_RADIUS}^{CLIP_T} (notes 002, \"exploding gradient problem\"). The same "
+        lead=f"A tanh RNN reads {CLIP_T} random inputs and predicts their (clipped) sum; its recurrent "
+        f"matrix is scaled to spectral radius {CLIP_RADIUS}, so back-propagation through time can multiply "
+        f"the gradient by up to {CLIP_RADIUS}^{CLIP_T} (notes 002, \"exploding gradient problem\"). The same "
         f"initialisation trains for {CLIP_STEPS} full-batch SGD steps at η = {CLIP_LR}, once plain and once "
         "with descentlab.clipping.clip_by_global_norm between backward() and step(); the norm plotted is "
         "the one before clipping.",
@@ -267,7 +269,8 @@ def measure_initialisation() -> dict[str, dict[str, dict[str, Any]]]:
     found: dict[str, dict[str, dict[str, Any]]] = {}
     with _quiet():
         for activation in ("tanh", "relu"):
-            found[activation] = {name: _init_statistics(fn, activation) for name, fn in _init_schemes(activation)}
+            found[activation] = {name: _init_statistics(fn, activation)
+                                 for name, fn in _init_schemes(activation)}
     return found
 
 
@@ -426,12 +429,14 @@ def measure_gradient_checking() -> dict[str, Any]:
     with _quiet():
         models = {"torch.tanh": torch.tanh, "custom tanh, correct backward": _Tanh.apply,
                   "custom tanh, backward 1 − y (bug)": _BuggyTanh.apply}
-        reports = {name: gradcheck(_gradcheck_model(fn), F.cross_entropy, x, y) for name, fn in models.items()}
+        reports = {name: gradcheck(_gradcheck_model(fn), F.cross_entropy, x, y)
+                   for name, fn in models.items()}
         probe = torch.randn(5, 3, dtype=torch.float64)
         functions = {"custom tanh, correct backward": gradcheck_function(_Tanh.apply, probe),
                      "custom tanh, backward 1 − y (bug)": gradcheck_function(_BuggyTanh.apply, probe)}
         correct = _gradcheck_model(_Tanh.apply)
-        sweep = [max(c.max_rel_error for c in gradcheck(correct, F.cross_entropy, x, y, eps=eps, max_coords=8))
+        sweep = [max(c.max_rel_error
+                     for c in gradcheck(correct, F.cross_entropy, x, y, eps=eps, max_coords=8))
                  for eps in GRADCHECK_EPS]
     return {"reports": reports, "functions": functions, "eps": list(GRADCHECK_EPS), "sweep": sweep}
 
@@ -491,7 +496,7 @@ def gradient_checking(directory: Path, options: ReportOptions | None = None) -> 
            + (f", while {_join(intact)}, whose gradient does not pass through it, "
               f"{'still checks' if len(intact) == 1 else 'still check'}" if intact else "")
            if caught else f"the planted bug was NOT caught (relative error {worst_bug:.2g})")
-        + f", and torch.autograd.gradcheck on the Function alone "
+        + ", and torch.autograd.gradcheck on the Function alone "
         + ("also flags it" if not functions[bug] else "does not flag it")
         + f". The error of the difference quotient is smallest at ε = {found['eps'][best]:.0e} "
         f"({found['sweep'][best]:.1e}); larger steps add truncation error, smaller ones round-off."
@@ -503,9 +508,9 @@ def gradient_checking(directory: Path, options: ReportOptions | None = None) -> 
         r"|g_i-\tilde g_i|\leq a_{tol}+r_{tol}\,|\tilde g_i|$",
         lead="A digits MLP 64 → 16 → tanh → 10 with cross-entropy on 64 images, checked by "
         "descentlab.gradcheck (float64 central differences, up to 32 coordinates per tensor; notes 003: "
-        "\"use the analytic gradient, but check it with the numerical one\"), three times: with torch's tanh, "
-        "with a hand-written torch.autograd.Function whose backward is 1 − tanh², and with the same Function "
-        "whose backward has a typo, 1 − tanh.",
+        "\"use the analytic gradient, but check it with the numerical one\"), three times: with torch's "
+        "tanh, with a hand-written torch.autograd.Function whose backward is 1 − tanh², and with the same "
+        "Function whose backward has a typo, 1 − tanh.",
         finding=finding,
         image=image,
         headers=["model", "parameter", "checked", "max abs err", "max rel err", "result"],
@@ -619,7 +624,8 @@ def _whitening_figure(found):
         reg_ax.set_ylabel("(f − f*) / (f₀ − f*)")
         for name, run in found["classification"].items():
             color, style = _WHITEN_STYLE[name]
-            cls_ax.semilogy(run["losses"], color=color, ls=style, lw=1.8, label=f"{name} (κ = {_g(run['kappa'])})")
+            cls_ax.semilogy(run["losses"], color=color, ls=style, lw=1.8,
+                            label=f"{name} (κ = {_g(run['kappa'])})")
         cls_ax.set_title(f"softmax regression on digits ({found['components']} components)")
         cls_ax.set_ylabel("training cross-entropy")
         for ax in (reg_ax, cls_ax):
@@ -645,13 +651,16 @@ def whitening(directory: Path, options: ReportOptions | None = None) -> Section:
     kappa = lambda value: "∞ (constant pixels)" if math.isinf(value) else f"{value:.3g}"  # noqa: E731
     for problem, runs in (("least squares", reg), ("softmax, digits", cls)):
         for name, run in runs.items():
-            gap = run["gaps"][-1] if problem == "least squares" else 0.0
-            end = ((f"{gap:.1e} (gap)" if gap > 1e-15 else "< 1e-15 (gap, round-off)") if problem == "least squares"
-                   else f"{run['losses'][-1]:.3g} (loss)")
+            if problem == "least squares":
+                gap = run["gaps"][-1]
+                end = f"{gap:.1e} (gap)" if gap > 1e-15 else "< 1e-15 (gap, round-off)"
+            else:
+                end = f"{run['losses'][-1]:.3g} (loss)"
             reached = steps(run) if problem == "least squares" else "—"
             rows.append([problem, name, kappa(run["kappa"]), f"{run['lr']:.3g}", reached, end])
     raw_loss, white_loss = cls["raw"]["losses"][-1], cls["whitened"]["losses"][-1]
-    same = abs(reg["raw"]["gaps"][-1] - reg["decorrelated"]["gaps"][-1]) <= 0.1 * reg["raw"]["gaps"][-1] + 1e-12
+    raw_gap, rotated_gap = reg["raw"]["gaps"][-1], reg["decorrelated"]["gaps"][-1]
+    same = abs(raw_gap - rotated_gap) <= 0.1 * raw_gap + 1e-12
     finding = (
         f"Whitening brought κ of the input covariance from {reg['raw']['kappa']:.3g} to "
         f"{reg['whitened']['kappa']:.3g}; gradient descent on least squares reached a relative gap of "
@@ -675,10 +684,10 @@ def whitening(directory: Path, options: ReportOptions | None = None) -> Section:
         "and gradient descent needs about κ steps per digit of accuracy (notes 000: \"decorrelating input "
         "components\"; 003: the condition number). Inputs three ways — raw, rotated onto the principal axes "
         "(descentlab.preprocessing.decorrelate(whiten=False)) and whitened (whiten=True) — fed to full-batch "
-        f"GD from zero: least squares on 8 strongly correlated, zero-mean synthetic features, each run at its own best "
-        "fixed rate 2/(λ_max + λ_min), and softmax regression on the digits at 1/λ_max of its curvature bound, "
-        f"keeping the {found['components']} principal components whose variance exceeds 10⁻³ of the largest "
-        "(the rest are near-constant border pixels).",
+        "GD from zero: least squares on 8 strongly correlated, zero-mean synthetic features, each run at its "
+        "own best fixed rate 2/(λ_max + λ_min), and softmax regression on the digits at 1/λ_max of its "
+        f"curvature bound, keeping the {found['components']} principal components whose variance exceeds "
+        "10⁻³ of the largest (the rest are near-constant border pixels).",
         finding=finding,
         image=image,
         headers=["problem", "inputs", "κ(cov)", "step size", f"to gap {WHITEN_TOL:.0e}", "at the end"],
@@ -739,7 +748,8 @@ def _hessian_figure(found):
             ax.semilogy(s["grid"], np.maximum(s["density"], 1e-12), color=color)
             ax.set_ylim(bottom=max(1e-6, float(np.maximum(s["density"], 1e-12).min())))
             ax.axvline(0, color="0.5", lw=0.8, ls=":")
-            for value, label, align in ((s["lambda_min"], "λ_min", "left"), (s["lambda_max"], "λ_max", "right")):
+            marks = ((s["lambda_min"], "λ_min", "left"), (s["lambda_max"], "λ_max", "right"))
+            for value, label, align in marks:
                 ax.axvline(value, color=_C[3], lw=0.8, ls="--")
                 ax.annotate(f"{label} = {value:.3g}", (value, 1), xycoords=("data", "axes fraction"),
                             xytext=(3 if align == "left" else -3, -12), textcoords="offset points",
@@ -784,10 +794,10 @@ def hessian_spectrum(directory: Path, options: ReportOptions | None = None) -> S
         lead=f"The Hessian of the full-batch cross-entropy of a 64 → {HESSIAN_HIDDEN} → tanh → 10 MLP on "
         f"1,200 digits ({found['params']} parameters), never formed: descentlab.curvature's Lanczos "
         f"({LANCZOS_STEPS} steps, full reorthogonalisation) gives λ_max and λ_min, and stochastic Lanczos "
-        f"quadrature ({SLQ_PROBES} probes) the smoothed eigenvalue density and the fraction of it below zero; "
-        f"once at torch's default initialisation, once after {HESSIAN_EPOCHS} epochs of Adam (η = 0.01, "
-        "batches of 64) with descentlab.training.fit. Notes 000: \"the Hessian may not be positive "
-        "semi-definite, thus when the gradient is 0 we don't necessarily know where we are\".",
+        f"quadrature ({SLQ_PROBES} probes) the smoothed eigenvalue density and the fraction of it below "
+        f"zero; once at torch's default initialisation, once after {HESSIAN_EPOCHS} epochs of Adam "
+        "(η = 0.01, batches of 64) with descentlab.training.fit. Notes 000: \"the Hessian may not be "
+        "positive semi-definite, thus when the gradient is 0 we don't necessarily know where we are\".",
         finding=finding,
         image=image,
         headers=["point", "training loss", "λ_max", "λ_min", "|λ_min| / λ_max", "eigenvalue mass < 0"],
@@ -871,8 +881,8 @@ def _second_order_figure(found):
         for i, (name, run) in enumerate(found.items()):
             color, style = (_C[3], _C[5], _C[2])[i], plots.LINESTYLES[i]
             label = f"{name} ({run['steps']} steps)"
-            by_passes.semilogy(run["passes"], run["losses"], color=color, ls=style, marker=".", ms=3, label=label)
-            by_time.semilogy(run["seconds"], run["losses"], color=color, ls=style, marker=".", ms=3, label=label)
+            for ax, key in ((by_passes, "passes"), (by_time, "seconds")):
+                ax.semilogy(run[key], run["losses"], color=color, ls=style, marker=".", ms=3, label=label)
         by_passes.set_xlabel("passes: closure calls + curvature-vector products")
         by_time.set_xlabel("wall time inside step() (s)")
         by_passes.set_ylabel("full-batch training loss")
@@ -907,8 +917,8 @@ def hessian_free_kfac(directory: Path, options: ReportOptions | None = None) -> 
             for name, run in found.items()]
     hf = found["Hessian-free"]
     finding = (
-        f"At an equal budget of about {SECOND_ORDER_BUDGET} passes, {order[0]} reached the lowest training loss "
-        f"({final[order[0]]:.3g}), then {order[1]} ({final[order[1]]:.3g}) and {order[2]} "
+        f"At an equal budget of about {SECOND_ORDER_BUDGET} passes, {order[0]} reached the lowest training "
+        f"loss ({final[order[0]]:.3g}), then {order[1]} ({final[order[1]]:.3g}) and {order[2]} "
         f"({final[order[2]]:.3g}). Hessian-free spent its passes on {hf['steps']} outer steps — "
         f"{hf['products']} Gauss–Newton products and {hf['closure_calls']} closure calls — against Adam's "
         f"{found['Adam']['steps']} steps. Cut at {shortest:.2f} s, the time the quickest run needed for its "
@@ -921,10 +931,10 @@ def hessian_free_kfac(directory: Path, options: ReportOptions | None = None) -> 
         title="Hessian-free and K-FAC against Adam: loss per pass and per second",
         equation=r"$HF:\ (G+\lambda I)\,p=-\nabla f\ \mathrm{by\ CG},\qquad "
         r"K\!-\!FAC:\ \Delta W=-\eta\,(G+\sqrt{\lambda}I)^{-1}\,\nabla_W f\,(A+\sqrt{\lambda}I)^{-1}$",
-        lead=f"The digits MLP 64 → {SECOND_ORDER_HIDDEN} → tanh → 10, full batch (1,200 images), from the same "
-        "initialisation, trained by torch's Adam, descentlab.second_order.HessianFree (Martens 2010: CG on "
-        "the damped Gauss–Newton matrix, backtracking, Levenberg–Marquardt damping) and NaturalGradient with "
-        "K-FAC (Martens & Grosse 2015), each until it has used "
+        lead=f"The digits MLP 64 → {SECOND_ORDER_HIDDEN} → tanh → 10, full batch (1,200 images), from the "
+        "same initialisation, trained by torch's Adam, descentlab.second_order.HessianFree (Martens 2010: CG "
+        "on the damped Gauss–Newton matrix, backtracking, Levenberg–Marquardt damping) and NaturalGradient "
+        "with K-FAC (Martens & Grosse 2015), each until it has used "
         f"{SECOND_ORDER_BUDGET} passes. A pass is one closure call (forward + backward) or one "
         "curvature-vector product (a forward-mode and a reverse sweep through the saved graph): Adam and "
         "K-FAC use one closure call per step, Hessian-free a few closure calls plus one product per CG "
