@@ -3,8 +3,10 @@
 Every experiment has the same signature, ``experiment(directory, options) -> Section``: it writes its
 figures into ``directory`` (through :mod:`descentlab.plots`, atomically) and returns the
 :class:`~descentlab.report.Section` that describes them; :class:`ReportOptions` carries the options
-of the whole report (``gif``). :data:`EXPERIMENTS` lists them in page order, by name. The last two,
-:func:`training_practice` and :func:`diagnosis`, live in :mod:`descentlab.report.practice`.
+of the whole report (``gif``). :data:`EXPERIMENTS` lists them in page order, by name.
+:func:`training_practice` and :func:`diagnosis` live in :mod:`descentlab.report.practice`; the claims of
+the notes (:func:`claims_section`) and the playground's snapshot (:func:`playground_snapshot`) in
+:mod:`descentlab.report.claims`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ..lab import RaceResult, race
 from ..landscapes import least_squares
 from ..schedules import SCHEDULES
 from ..validation import check_bool
+from .claims import claims_section, playground_snapshot
 from .distributed import staleness
 from .practice import diagnosis, training_practice
 from .section import Section
@@ -41,6 +44,8 @@ __all__ = [
     "schedules",
     "training_practice",
     "diagnosis",
+    "claims_section",
+    "playground_snapshot",
 ]
 
 
@@ -363,4 +368,6 @@ EXPERIMENTS: list[tuple[str, Experiment]] = [
     ("diagnosis", diagnosis),
     ("staleness", staleness),
     ("bench", bench_section),
+    ("claims", claims_section),
+    ("playground", playground_snapshot),
 ]
