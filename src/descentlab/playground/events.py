@@ -131,7 +131,8 @@ def race_request(body: dict, limits: Limits) -> tuple[dict[str, Any], Any]:
         raise BadRequest(str(error)) from None
     start = _start(body, landscape) or landscape.start
     request = {
-        "landscape": landscape.name if not body.get("formula") else "custom",
+        # the spec as asked (quadratic(kappa=100)), not the landscape's bare name: the commands replay it
+        "landscape": _get(body, "landscape", "two-minima") if not body.get("formula") else "custom",
         "formula": body.get("formula"),
         "domain": body.get("domain"),
         "optimizers": optimizers,
