@@ -47,7 +47,7 @@ SNAPSHOT_RACES: list[tuple[str, dict[str, Any]]] = [
         "landscape": "two-minima", "start": [-1.8, -1.2], "steps": 250, "noise": 0.0, "seed": 0,
         "optimizers": ["sgd(lr=0.05)", "sgd(lr=0.05, momentum=0.9)",
                        "sgd(lr=0.05, momentum=0.9, nesterov=True)", "adam(lr=0.1)"]}),
-    ("a saddle: exact GD sits on the ridge, noise escapes", {
+    ("a saddle, gradient noise σ = 0.1: GD and momentum leave the ridge", {
         "landscape": "saddle", "start": [0.0, 1.5], "steps": 200, "noise": 0.1, "seed": 0,
         "optimizers": ["sgd(lr=0.05)", "sgd(lr=0.05, momentum=0.9)"]}),
     ("κ = 100: GD, heavy ball, Nesterov, Adam", {
