@@ -223,6 +223,6 @@ def test_the_reports_snapshot_shows_a_claims_verdict_and_figure_from_disk(tmp_pa
         finally:
             browser.close()
     assert errors == []
-    assert "✓  adamax-keeps-a-steadier-rate" in buttons
+    assert "✓ adamax-keeps-a-steadier-rate" in buttons
     assert verdict.summary in shown and verdict.claim.command in shown
     assert width > 300  # the figure loaded from ../claims/
