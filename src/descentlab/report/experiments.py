@@ -6,7 +6,9 @@ figures into ``directory`` (through :mod:`descentlab.plots`, atomically) and ret
 of the whole report (``gif``). :data:`EXPERIMENTS` lists them in page order, by name. The two training
 sections, :func:`training_practice` and :func:`diagnosis`, live in :mod:`descentlab.report.practice`; the
 toolbox sections after them (clipping, initialisation, gradient checking, whitening, the Hessian spectrum,
-Hessian-free / K-FAC) in :mod:`descentlab.report.toolbox`.
+Hessian-free / K-FAC) in :mod:`descentlab.report.toolbox`; the claims of the notes
+(:func:`claims_section`) and the playground's snapshot (:func:`playground_snapshot`) in
+:mod:`descentlab.report.claims`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from ..lab import RaceResult, race
 from ..landscapes import least_squares
 from ..schedules import SCHEDULES
 from ..validation import check_bool
+from .claims import claims_section, playground_snapshot
 from .distributed import staleness
 from .practice import diagnosis, training_practice
 from .section import Section
@@ -57,6 +60,8 @@ __all__ = [
     "whitening",
     "hessian_spectrum",
     "hessian_free_kfac",
+    "claims_section",
+    "playground_snapshot",
 ]
 
 
@@ -385,4 +390,6 @@ EXPERIMENTS: list[tuple[str, Experiment]] = [
     ("Hessian-free / K-FAC", hessian_free_kfac),
     ("staleness", staleness),
     ("bench", bench_section),
+    ("claims", claims_section),
+    ("playground", playground_snapshot),
 ]
