@@ -11,7 +11,10 @@ of two trials, external ruleset, ``--jobs 1``) and then, for every one of its tr
 Times are **CPU seconds of this process** (``time.process_time``: the heartbeat thread included), so that
 the figure means the same on a machine other jobs share; wall-clock seconds are printed next to them.
 The imports and the data are loaded before the clock starts and reported apart (a worker process pays
-them once). Per workload it prints the bare time, the trial alone, the trial inside the run and the
+them once). Inside the run, each trial's CPU span is recorded, which splits the run into what it does
+once (options, data hashes, the plan and its search spaces, opening the storage, enqueueing) and what
+it does per trial (the trial itself, and Optuna's ask/tell and storing the result between trials).
+Per workload it prints the bare time, the trial alone, the trial inside the run and the
 overhead ``1 − bare / run``, split into what ``fit`` and the evaluations add (trial alone − bare) and
 what the run adds around it (Optuna's ask/tell, the heartbeat, storing the result, planning). Usage::
 
@@ -66,16 +69,37 @@ def alone(spec) -> float:
     return time.process_time() - began
 
 
+def total_bare_of(per) -> float:
+    return sum(s["bare"] for s in per.values())
+
+
 def startup_seconds() -> float:
     """Wall seconds a fresh worker process needs to import torch, Optuna and the bench."""
-    code = "import torch, optuna, sqlalchemy; import descentlab.bench.storage, descentlab.training"
+    code = "import torch, torch._dynamo, optuna, sqlalchemy, descentlab.bench.storage, descentlab.training"
     began = time.perf_counter()
     subprocess.run([sys.executable, "-c", code], check=True)
     return time.perf_counter() - began
 
 
+def clocked_trials(spans: list[tuple[float, float]]):
+    """Wrap the runner's ``run_trial`` as the run calls it, recording each trial's CPU span."""
+    from descentlab.bench import storage
+
+    inner = storage.run_trial
+
+    def run_trial(spec, on_eval=None):
+        began = time.process_time()
+        try:
+            return inner(spec, on_eval)
+        finally:
+            spans.append((began, time.process_time()))
+
+    storage.run_trial = run_trial
+    return inner
+
+
 def main() -> None:
-    from descentlab.bench import run_bench
+    from descentlab.bench import run_bench, storage
     from descentlab.bench.report import collect
     from descentlab.bench.runner import TrialSpec
     from descentlab.bench.storage import RunDirectory
@@ -93,9 +117,17 @@ def main() -> None:
     for workload in tier_workloads("quick"):
         workload.data()
     data_cpu = time.process_time() - data_began
+    spans: list[tuple[float, float]] = []
+    inner = clocked_trials(spans)
     began, cpu_began = time.perf_counter(), time.process_time()
     run_bench(args.out, studies=1, trials=args.trials, rulesets=["external"], jobs=1, report=False)
-    wall, cpu = time.perf_counter() - began, time.process_time() - cpu_began
+    wall, cpu_end = time.perf_counter() - began, time.process_time()
+    cpu = cpu_end - cpu_began
+    storage.run_trial = inner
+    setup = spans[0][0] - cpu_began  # options, data hashes, plan (search spaces), storage, enqueueing
+    teardown = cpu_end - spans[-1][1]
+    between = sum(b[0] - a[1] for a, b in zip(spans, spans[1:]))  # Optuna ask/tell, storing a result
+    inside = sum(end - start for start, end in spans)
     rows = collect(RunDirectory.open(args.out))
     per = defaultdict(lambda: defaultdict(float))
     for row in rows:
@@ -120,6 +152,16 @@ def main() -> None:
     print(
         f"{trials:.0f} trials: {cpu:.1f} CPU s in the run ({wall:.1f} s wall); start-up apart: data "
         f"{data_cpu:.1f} CPU s, imports of a fresh process {startup_seconds():.1f} s wall"
+    )
+    print(
+        f"in the run: {setup:.2f} s before the first trial (options, hashes, plan, storage, enqueueing), "
+        f"{inside:.2f} s in trials, {between:.2f} s between them ({1000 * between / max(1, trials - 1):.1f} "
+        f"ms each: Optuna's ask/tell, heartbeat, storing the result), {teardown:.2f} s after"
+    )
+    print(
+        f"per trial (what grows with the tier): (trials in the run − bare + between) / (in trials + "
+        f"between) = {(inside - total_bare_of(per) + between) / (inside + between):.1%}; "
+        f"once per run: {(setup + teardown) / cpu:.1%} of this {trials:.0f}-trial run"
     )
     print(
         f"{'workload':20} {'bare':>7} {'alone':>7} {'run':>7} {'overhead':>9} {'fit+eval':>9} "

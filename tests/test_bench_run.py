@@ -261,7 +261,7 @@ def test_rerunning_the_same_command_continues_without_training(reference, capsys
 
 
 OFFLINE = """
-import socket, sys
+import socket
 
 def refuse(*args, **kwargs):
     raise OSError("the network is disabled in this test")
@@ -275,34 +275,47 @@ socket.socket.connect = connect
 socket.socket.connect_ex = lambda self, address: refuse()
 socket.create_connection = refuse
 socket.getaddrinfo = refuse
-from descentlab.cli import main
-sys.exit(main(sys.argv[1:]))
 """
 
 
 def test_the_quick_tier_runs_with_sockets_disabled(tmp_path):
+    # sitecustomize runs in every interpreter that sees it: the run and its --jobs 2 worker processes
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(OFFLINE, encoding="utf-8")
+    env = _env()
+    env["PYTHONPATH"] = str(site) + os.pathsep + env["PYTHONPATH"]
+    probe = subprocess.run(
+        [sys.executable, "-c", "import socket; socket.create_connection(('127.0.0.1', 9))"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert probe.returncode != 0 and "the network is disabled in this test" in probe.stderr
     out = tmp_path / "offline"
     result = subprocess.run(
         [
             sys.executable,
-            "-c",
-            OFFLINE,
+            "-m",
+            "descentlab.cli",
             "bench",
             "run",
             "--tier",
             "quick",
             "--optimizers",
-            "adam",
+            "adam,sgd",
             "--studies",
             "1",
             "--trials",
             "1",
             "--ruleset",
             "external",
+            "--jobs",
+            "2",
             "--out",
             str(out),
         ],
-        env=_env(),
+        env=env,
         capture_output=True,
         text=True,
         timeout=600,
@@ -315,7 +328,7 @@ def test_the_quick_tier_runs_with_sockets_disabled(tmp_path):
         "mnist1d-cnn",
         "digits-autoencoder",
     }
-    assert all(r["status"] != "failed" for r in rows)
+    assert len(rows) == 8 and all(r["status"] != "failed" for r in rows)
 
 
 def test_the_explore_ruleset_runs_tpe_and_is_never_scored(tmp_path):
