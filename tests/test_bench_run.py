@@ -344,3 +344,15 @@ def test_the_explore_ruleset_runs_tpe_and_is_never_scored(tmp_path):
     with sqlite3.connect(out / "study.db") as db:
         names = {n for (n,) in db.execute("SELECT study_name FROM studies")}
     assert "explore/cancer-logreg/adam" in names
+
+
+def test_workers_started_early_and_given_no_work_exit_and_leave_the_directory_alone(tmp_path):
+    from descentlab.bench.storage import early_workers
+
+    path = tmp_path / "run"
+    began = time.monotonic()
+    with early_workers(2, path, ["cancer-logreg"]) as workers:
+        assert len(workers) == 2 and all(w.poll() is None for w in workers.processes)  # starting up
+    assert [w.returncode for w in workers.processes] == [0, 0]  # dismissed, not killed after a timeout
+    assert time.monotonic() - began < 30
+    assert not path.exists()

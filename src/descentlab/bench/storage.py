@@ -589,10 +589,11 @@ def execute(
     jobs: int,
     progress: Callable[[dict[str, Any]], None] | None = None,
     started: Callable[[int, int], None] | None = None,
+    workers: Workers | None = None,
 ) -> dict[str, Any]:
     """Enqueue the specs not yet stored, re-enqueue killed trials, run every waiting trial with ``jobs``
-    workers (the costliest studies first). Returns counts: ``done_before``, ``ran``, ``requeued``,
-    ``failed_workers``, ``left``."""
+    workers (the costliest studies first; ``workers``: already started by :func:`early_workers`).
+    Returns counts: ``done_before``, ``ran``, ``requeued``, ``failed_workers``, ``left``."""
     jobs = check_int("jobs", jobs)
     report = progress or (lambda _: None)
     groups: dict[str, list[TrialSpec]] = {}
@@ -632,7 +633,11 @@ def execute(
         elif total:
             _write_json(directory.path / "queue.json", [{**item, "claimed": False} for item in queue_items])
             count = min(jobs, len(queue_items))
-            failed_workers = _run_workers([["queue", str(directory.path)] for _ in range(count)], report)
+            if workers is None:
+                failed_workers = _run_workers([["queue", str(directory.path)] for _ in range(count)], report)
+            else:
+                workers.release(count)
+                failed_workers = workers.collect(report)
         left = 0
         for name in groups:
             waiting, running = _pending_counts(_study(directory.url, name, storage=storage))
@@ -675,43 +680,109 @@ def work_queue(path: Path, report: Callable[[dict[str, Any]], None]) -> None:
         study.optimize(_queue_objective(report), n_trials=count, gc_after_trial=False)
 
 
-def _run_workers(arguments: list[list[str]], report: Callable[[dict[str, Any]], None]) -> int:
-    """Start one ``python -m descentlab.bench._worker`` per argument list; pass on each JSON line they
-    print; return how many exited with a non-zero status."""
-    import selectors
-    import subprocess
+class Workers:
+    """Worker processes ``python -m descentlab.bench._worker PARENT ARGS…``, started *before* the run
+    has its plan: while the parent hashes the data, draws the configurations and fills the storage, each
+    worker imports torch and Optuna and builds the data of the run's workloads — the start-up a worker
+    pays once overlaps the parent's. A worker then waits for one line on its stdin: ``go`` (work the
+    queue) or end of file (nothing to do: it exits without touching the run's directory)."""
 
-    workers = [
-        subprocess.Popen(
-            [sys.executable, "-m", "descentlab.bench._worker", str(os.getpid()), *args],
-            stdout=subprocess.PIPE,
-            text=True,
-            bufsize=1,
-        )
-        for args in arguments
-    ]
-    selector = selectors.DefaultSelector()
-    for worker in workers:
-        selector.register(worker.stdout, selectors.EVENT_READ)
-    try:
-        open_pipes = len(workers)
-        while open_pipes:
-            for key, _ in selector.select(timeout=1.0):
-                line = key.fileobj.readline()
-                if not line:
-                    selector.unregister(key.fileobj)
-                    open_pipes -= 1
-                    continue
-                with contextlib.suppress(ValueError):
-                    report(json.loads(line))
-    finally:
-        for worker in workers:
+    def __init__(self, arguments: list[list[str]]) -> None:
+        import subprocess
+
+        self.processes = [
+            subprocess.Popen(
+                [sys.executable, "-m", "descentlab.bench._worker", str(os.getpid()), *args],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                bufsize=1,
+            )
+            for args in arguments
+        ]
+        self.released = 0
+
+    def __len__(self) -> int:
+        return len(self.processes)
+
+    def release(self, count: int) -> None:
+        """Send ``go`` to the first ``count`` workers; the others get end of file and exit."""
+        for index, worker in enumerate(self.processes):
+            with contextlib.suppress(BrokenPipeError, OSError, ValueError):
+                if index < count:
+                    worker.stdin.write("go\n")
+                    worker.stdin.flush()
+                worker.stdin.close()
+        self.released = min(count, len(self.processes))
+
+    def collect(self, report: Callable[[dict[str, Any]], None]) -> int:
+        """Pass on each JSON line the released workers print until they exit; return how many of them
+        exited with a non-zero status."""
+        import selectors
+        import subprocess
+
+        if not self.released:
+            self.release(0)
+        selector = selectors.DefaultSelector()
+        for worker in self.processes:
+            selector.register(worker.stdout, selectors.EVENT_READ)
+        try:
+            open_pipes = len(self.processes)
+            while open_pipes:
+                for key, _ in selector.select(timeout=1.0):
+                    line = key.fileobj.readline()
+                    if not line:
+                        selector.unregister(key.fileobj)
+                        open_pipes -= 1
+                        continue
+                    with contextlib.suppress(ValueError):
+                        report(json.loads(line))
+        finally:
+            for worker in self.processes:
+                try:
+                    worker.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
+                    worker.wait()
+                worker.stdout.close()
+        return sum(1 for w in self.processes[: self.released] if w.returncode != 0)
+
+    def close(self) -> None:
+        """Dismiss the workers that were never released (the run stopped before it had work for them)."""
+        import subprocess
+
+        if self.released == 0:
+            self.release(0)
+        for worker in self.processes:
             try:
                 worker.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 worker.kill()
                 worker.wait()
-    return sum(1 for w in workers if w.returncode != 0)
+            if worker.stdout is not None and not worker.stdout.closed:
+                worker.stdout.close()
+
+
+@contextlib.contextmanager
+def early_workers(jobs: int, path: Path, workloads: Sequence[str]) -> Iterator[Workers | None]:
+    """``jobs`` queue workers for the run in ``path``, started now (``None`` for ``jobs=1``); those the
+    run never released are dismissed on exit, whatever happened."""
+    if jobs <= 1:
+        yield None
+        return
+    workers = Workers([["queue", str(path), *workloads] for _ in range(jobs)])
+    try:
+        yield workers
+    finally:
+        workers.close()
+
+
+def _run_workers(arguments: list[list[str]], report: Callable[[dict[str, Any]], None]) -> int:
+    """Start one worker per argument list, release them all, pass on what they print; return how many
+    exited with a non-zero status."""
+    workers = Workers(arguments)
+    workers.release(len(arguments))
+    return workers.collect(report)
 
 
 # -- explore: TPE with pruning, never scored --------------------------------------------------------
