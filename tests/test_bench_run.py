@@ -161,6 +161,35 @@ def test_resume_after_sigkill_repeats_only_the_killed_trials(reference, tmp_path
     assert states["COMPLETE"] == len(rows)  # each configuration completed exactly once
 
 
+def test_a_trial_killed_before_its_first_heartbeat_is_rerun(reference, tmp_path):
+    # Optuna's ask marks a trial RUNNING before the heartbeat thread's first beat; a kill -9 in between
+    # leaves a RUNNING trial without a heartbeat, which Optuna never finds stale. Made here by hand.
+    import shutil
+
+    copy = tmp_path / "unbeaten"
+    shutil.copytree(reference, copy)
+    with sqlite3.connect(copy / "study.db") as db:
+        (trial_id,) = db.execute(
+            "SELECT t.trial_id FROM trials t JOIN studies s ON s.study_id = t.study_id "
+            "WHERE s.study_name = 'external/cancer-logreg/adam' AND t.state = 'COMPLETE' "
+            "ORDER BY t.number LIMIT 1"
+        ).fetchone()
+        db.execute(
+            "UPDATE trials SET state = 'RUNNING', datetime_complete = NULL, "
+            "datetime_start = datetime('now', 'localtime', '-1 minute') WHERE trial_id = ?",
+            (trial_id,),
+        )
+        db.execute("DELETE FROM trial_values WHERE trial_id = ?", (trial_id,))
+        db.execute("DELETE FROM trial_user_attributes WHERE trial_id = ? AND key = 'result'", (trial_id,))
+        db.execute("DELETE FROM trial_heartbeats WHERE trial_id = ?", (trial_id,))
+    began = time.monotonic()
+    resume_bench(copy, jobs=1)
+    assert time.monotonic() - began < 60
+    states = _states(copy)
+    assert "RUNNING" not in states and "WAITING" not in states and states["FAIL"] == 1
+    assert _rows(copy) == _rows(reference)  # the killed configuration ran again, with the same result
+
+
 def _cmdline(process: Path) -> str:
     try:
         return (process / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")

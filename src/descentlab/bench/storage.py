@@ -547,10 +547,42 @@ def _pending_counts(study) -> tuple[int, int]:
     return waiting, running
 
 
-def _fail_stale(study, wait: bool) -> int:
-    """Fail the RUNNING trials of a dead run once their heartbeat is stale — the callback re-enqueues each
-    configuration as a waiting trial. Returns how many were re-enqueued; ``BenchError`` if some still beat
-    after the grace period (another process is running them)."""
+def _fail_unbeaten(study, url: str) -> None:
+    """Fail, as Optuna fails a stale trial, every RUNNING trial of ``study`` that never beat and started
+    more than the grace period ago — the callback then re-enqueues its configuration.
+
+    Optuna's ``ask`` marks a trial RUNNING *before* the heartbeat thread's first beat, and a trial
+    without any heartbeat is never stale to ``fail_stale_trials``: a ``kill -9`` landing in between
+    (a few milliseconds per trial) would leave it RUNNING for ever and the run unresumable."""
+    import copy
+    import datetime
+    import sqlite3
+
+    from optuna.trial import TrialState
+
+    cutoff = datetime.datetime.now() - datetime.timedelta(seconds=GRACE_SECONDS)
+    with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"), timeout=60)) as db:
+        found = db.execute(
+            "SELECT t.trial_id, t.datetime_start FROM trials t "
+            "JOIN studies s ON s.study_id = t.study_id "
+            "LEFT JOIN trial_heartbeats h ON h.trial_id = t.trial_id "
+            "WHERE s.study_name = ? AND t.state = 'RUNNING' AND h.trial_id IS NULL",
+            (study.study_name,),
+        ).fetchall()
+    storage = study._storage
+    callback = storage.get_heartbeat_stale_trial_callback()
+    for trial_id, started in found:
+        if started is not None and datetime.datetime.fromisoformat(started) > cutoff:
+            continue  # its worker may be about to beat
+        if storage.set_trial_state_values(trial_id, state=TrialState.FAIL) and callback is not None:
+            callback(study, copy.deepcopy(storage.get_trial(trial_id)))
+
+
+def _fail_stale(study, wait: bool, url: str) -> int:
+    """Fail the RUNNING trials of a dead run once their heartbeat is stale (or, if they never beat,
+    once they are older than the grace period) — the callback re-enqueues each configuration as a
+    waiting trial. Returns how many were re-enqueued; ``BenchError`` if some still beat after the grace
+    period (another process is running them)."""
     import optuna
     from optuna.trial import TrialState
 
@@ -560,6 +592,7 @@ def _fail_stale(study, wait: bool) -> int:
     deadline = time.monotonic() + GRACE_SECONDS + 2
     while True:
         optuna.storages.fail_stale_trials(study)
+        _fail_unbeaten(study, url)
         left = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
         if not left or not wait:
             break
@@ -607,7 +640,7 @@ def execute(
             trials = study.get_trials(deepcopy=False)
             known = {t.user_attrs.get("key") for t in trials}
             done_before += sum(1 for t in trials if t.state == optuna.trial.TrialState.COMPLETE)
-            requeued += _fail_stale(study, wait=True)
+            requeued += _fail_stale(study, wait=True, url=directory.url)
             for spec in group:
                 if spec.key not in known:
                     study.enqueue_trial({}, user_attrs={"key": spec.key, "spec": spec.to_json()})
@@ -812,7 +845,7 @@ def _explore(
             sampler=sampler,
             pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0),
         )
-        _fail_stale(study, wait=True)
+        _fail_stale(study, wait=True, url=url)
         done = sum(1 for t in study.get_trials(deepcopy=False) if t.state.is_finished())
         remaining = count - done
         if remaining <= 0:
