@@ -160,7 +160,8 @@ def main() -> None:
         f"({1000 * per_trial_storage:.1f} ms a trial: Optuna's ask/tell, heartbeat, storing the result), "
         f"{teardown:.2f} s after"
     )
-    print(f"{'workload':20} {'bare':>7} {'alone':>7} {'fit+eval':>9} {'storage':>8} {'per trial':>10}  (CPU s)")
+    header = f"{'workload':20} {'bare':>7} {'alone':>7} {'fit+eval':>9} {'storage':>8} {'per trial':>10}"
+    print(header + "  (CPU s)")
     for workload, s in per.items():
         storage_share = per_trial_storage * s["trials"]
         cost = s["alone"] + storage_share
