@@ -385,3 +385,16 @@ def test_workers_started_early_and_given_no_work_exit_and_leave_the_directory_al
     assert [w.returncode for w in workers.processes] == [0, 0]  # dismissed, not killed after a timeout
     assert time.monotonic() - began < 30
     assert not path.exists()
+
+
+def test_the_claim_figure_keeps_the_runs_colours_and_coinciding_curves_stay_visible(reference):
+    from descentlab.bench.figures import colors_for, reach_figure
+    from descentlab.bench.report import collect
+    from descentlab.bench.storage import RunDirectory
+
+    rows = collect(RunDirectory.open(reference))
+    run = ["adam", "heavyball"]
+    (line,) = reach_figure(rows, ["cancer-logreg"], ["heavyball"], palette=run).axes[0].get_lines()
+    assert line.get_color() == colors_for(run)["heavyball"] != colors_for(["heavyball"])["heavyball"]
+    first, second = reach_figure(rows, ["cancer-logreg"], run).axes[0].get_lines()
+    assert first.get_marker() != second.get_marker() and first.get_linewidth() > second.get_linewidth()
