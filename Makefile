@@ -13,8 +13,9 @@ RUNTIME_STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 DOCS_STAMP := $(VENV)/.installed-docs
 BENCH_STAMP := $(VENV)/.installed-bench
+PLAYGROUND_STAMP := $(VENV)/.installed-playground
 
-.PHONY: demo test lint docs bench clean setup
+.PHONY: demo test lint docs bench playground clean setup
 
 setup: $(RUNTIME_STAMP)
 
@@ -49,6 +50,15 @@ $(BENCH_STAMP): $(RUNTIME_STAMP)
 
 demo: $(RUNTIME_STAMP)
 	$(VENV)/bin/descentlab demo --out runs/demo
+
+# the live playground: the `playground` extra (Starlette, uvicorn; neither depends on torch), then the
+# server on 127.0.0.1:8765 with the page opened in the default browser (Ctrl-C stops it)
+$(PLAYGROUND_STAMP): $(RUNTIME_STAMP)
+	$(PIP) install --quiet -e ".[playground]" "$(TORCH_PIN)"
+	touch $@
+
+playground: $(PLAYGROUND_STAMP)
+	$(VENV)/bin/descentlab playground --open
 
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -238,13 +238,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=7, help="timed steps (median), >= 7")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--no-fast", action="store_true", help="skip the compiled fast path")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                        help="torch intra-op threads (default: every core)")
     args = parser.parse_args(argv)
     wanted = {n.strip().lower() for n in args.optimizers.split(",")}
     algos = [a for a in ALGOS if a.name.lower() in wanted]
     unknown = wanted - {a.name.lower() for a in ALGOS}
     if unknown:
         parser.error(f"unknown optimizer(s) {sorted(unknown)}; choose from {[a.name for a in ALGOS]}")
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(args.threads)
     bw = bandwidth_bytes_per_s()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"streaming bandwidth {bw / 1e9:.2f} GB/s (a.add_(b), 64M float32)\n")

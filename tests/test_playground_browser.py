@@ -185,3 +185,44 @@ def test_snapshot_mode_replays_from_disk_without_a_server(tmp_path):
     assert shown == [run.final_point.tolist() for run in expected.runs]
     assert [url for url in requests if not url.startswith("file://") and not url.startswith("data:")] == []
     assert (tmp_path / "playground-snapshot.png").stat().st_size > 20000
+
+
+def test_the_reports_snapshot_shows_a_claims_verdict_and_figure_from_disk(tmp_path):
+    """The demo report's playground: the claims panel lists the verdicts the report measured, and a click
+    shows one with its figure, read from the report's claims/ folder next to the page's."""
+    executable = _chromium_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    from descentlab.claims import check
+    from descentlab.playground.snapshot import write_snapshot
+
+    (tmp_path / "claims").mkdir()
+    verdict = check("adamax-keeps-a-steadier-rate", out=tmp_path / "claims")
+    data = verdict.to_json() | {"figure": f"../claims/{verdict.figure}"}
+    body = {"landscape": "saddle", "optimizers": ["sgd(lr=0.05)"], "steps": 60, "start": [0.0, 1.5]}
+    index = write_snapshot(tmp_path / "playground", races=[("saddle", body)], claims=[data])
+    errors = []
+    with sync_playwright() as playwright:
+        browser = _browser(playwright, executable)
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 900})
+            page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(index.as_uri())
+            page.wait_for_selector("body[data-race-done=yes]", timeout=20000)
+            buttons = page.inner_text("#claimlist")
+            page.click("#claimlist button")
+            page.wait_for_function("document.querySelector('#verdict img') !== null", timeout=10000)
+            width = page.evaluate(
+                "new Promise(done => { const img = document.querySelector('#verdict img'); "
+                "if (img.complete) done(img.naturalWidth); "
+                "else img.onload = () => done(img.naturalWidth); })"
+            )
+            shown = page.inner_text("#verdict")
+            page.screenshot(path=str(tmp_path / "playground-snapshot-claim.png"), full_page=True)
+        finally:
+            browser.close()
+    assert errors == []
+    assert "✓ adamax-keeps-a-steadier-rate" in buttons
+    assert verdict.summary in shown and verdict.claim.command in shown
+    assert width > 300  # the figure loaded from ../claims/

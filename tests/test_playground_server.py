@@ -86,6 +86,20 @@ def test_the_python_it_offers_reproduces_the_race(client):
     assert [run.final_point.tolist() for run in namespace["result"].runs] == final
 
 
+def test_the_commands_keep_the_landscapes_arguments(client):
+    # quadratic(kappa=10), not the bare name 'quadratic' (which is another landscape: κ = 100)
+    body = {"landscape": "quadratic(kappa=10)", "optimizers": ["sgd(lr=0.0198)"], "steps": 30}
+    stream = events(client.post("/api/race", json=body))
+    start = stream[0][1]
+    assert start["request"]["landscape"] == "quadratic(kappa=10)"
+    assert "descentlab race 'quadratic(kappa=10)' --opt" in start["reproduce"]["cli"]
+    namespace: dict = {}
+    exec(start["reproduce"]["python"].replace("save_figure(plot_race(result), 'race.png')", ""), namespace)
+    final = [r["final_point"] for r in stream[-1][1]["runs"]]
+    assert [run.final_point.tolist() for run in namespace["result"].runs] == final
+    assert race("quadratic", body["optimizers"], steps=30).runs[0].final_point.tolist() != final[0]
+
+
 def test_a_run_that_stops_is_absent_from_later_frames_and_failed_is_not_diverged(client):
     response = client.post(
         "/api/race",

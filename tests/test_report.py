@@ -329,3 +329,67 @@ def test_figures_are_escaped_and_a_section_needs_an_image_or_figures():
         report.Figure("a.png", "caption")  # keywords only
     single = report.render_page([_section()], 1.0)
     assert 'class="gallery"' not in single and '<img src="a.png"' in single  # unchanged single-image sections
+
+
+# -- the claims of the notes and the playground's snapshot -------------------------------------------------
+def test_the_claims_section_lists_every_claim_with_its_verdict_and_command(built):
+    import json
+
+    from descentlab.claims import CLAIMS
+    from descentlab.report.claims import SLOW_CLAIMS
+
+    out, index, sections, _, _ = built
+    section = {s.slug: s for s in sections}["claims"]
+    rows = {row[1].split(" (")[0]: row for row in section.rows}
+    assert list(rows) == [claim.slug for claim in CLAIMS]
+    verdicts = {v["slug"]: v for v in json.loads((out / "claims" / "claims.json").read_text("utf-8"))}
+    assert set(verdicts) == {c.slug for c in CLAIMS} - SLOW_CLAIMS
+    for claim in CLAIMS:
+        row = rows[claim.slug]
+        assert row[-1] == f"descentlab claims {claim.slug} --out runs/claims"
+        if claim.slug in SLOW_CLAIMS:
+            assert row[0] == "not run here" and claim.slug in section.finding
+            continue
+        verdict = verdicts[claim.slug]
+        assert row[0] == claim.expected  # "holds" or "refuted", as recorded: a ✗ would fail here
+        assert row[3] == verdict["summary"] and verdict["numbers"]
+        assert (out / verdict["figure"]).stat().st_size > 5000
+    assert {f.image for f in section.figures} == {v["figure"] for v in verdicts.values()}
+    refuted = [c.slug for c in CLAIMS if c.expected == "refuted" and c.slug not in SLOW_CLAIMS]
+    assert f"{len(refuted)} are refuted" in section.finding
+    assert 'href="claims/claims.json"' in index.read_text("utf-8")
+
+
+def test_the_playground_snapshot_is_linked_and_replays_the_curated_races(built):
+    import json
+
+    from descentlab.lab import race
+    from descentlab.report.claims import SNAPSHOT_RACES
+
+    out, index, sections, _, _ = built
+    section = {s.slug: s for s in sections}["playground"]
+    assert section.link == "playground/index.html"
+    assert 'href="playground/index.html"' in index.read_text("utf-8")
+    page = (out / "playground" / "index.html").read_text("utf-8")
+    assert '<script src="races.js"></script>' in page
+    data = json.loads((out / "playground" / "races.json").read_text("utf-8"))
+    assert [r["title"] for r in data["races"]] == [title for title, _ in SNAPSHOT_RACES]
+    title, body = SNAPSHOT_RACES[2]
+    expected = race(body["landscape"], body["optimizers"], start=body["start"], steps=body["steps"],
+                    noise=body["noise"], seed=body["seed"])
+    done = next(d for event, d in data["races"][2]["events"] if event == "done")
+    assert [r["final_point"] for r in done["runs"]] == [run.final_point.tolist() for run in expected.runs]
+    claims = json.loads((out / "claims" / "claims.json").read_text("utf-8"))
+    assert [c["slug"] for c in data["claims"]] == [c["slug"] for c in claims]
+    for claim in data["claims"]:  # each figure, from the snapshot page's folder
+        assert (out / "playground" / claim["figure"]).resolve().is_file()
+
+
+def test_the_snapshot_needs_no_web_server():
+    import subprocess
+    import sys
+
+    code = ("import sys, descentlab.report, descentlab.playground.snapshot; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('starlette', 'uvicorn', 'anyio')))")
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert shown.stdout.strip() == "[]"

@@ -28,13 +28,10 @@ from __future__ import annotations
 import base64
 import io
 import json
-import math
-import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict
 from typing import Any
 
 import anyio
@@ -45,47 +42,34 @@ from starlette.routing import Route
 
 from .._threads import intra_op_threads
 from ..lab import Frame, RaceResult, race_stream
-from ..specs import build_from_spec
-from ..validation import check_int, check_number
+from ..validation import check_number
 from . import compute
+from .events import (
+    STATIC,
+    BadRequest,
+    Limits,
+    _get,
+    _int,
+    _landscape,
+    _start,
+    done_json,
+    finite,
+    frame_json,
+    lr_and_beta,
+    race_request,
+    reproduce,
+    start_event,
+)
 from .meta import meta
 
 __all__ = ["Limits", "create_app", "STATIC", "reproduce"]
 
-STATIC = Path(__file__).with_name("static")
 _CLAIM_LOCK = threading.Lock()
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-@dataclass(frozen=True)
-class Limits:
-    """The bounds on one request (see the module docstring)."""
-
-    steps: int = 2000
-    optimizers: int = 8
-    grid: int = 101
-    body_bytes: int = 16 * 1024
-    seconds: float = 20.0
-    concurrency: int = field(default_factory=lambda: os.cpu_count() or 1)
-
-
-class BadRequest(ValueError):
-    """Answered with 400 and the message."""
-
-
-def _finite(value: Any) -> Any:
-    """JSON cannot say inf or NaN: they become ``null`` (the page shows them as such)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
 def _dumps(value: Any) -> str:
-    return json.dumps(_finite(value), allow_nan=False, separators=(",", ":"))
+    return json.dumps(finite(value), allow_nan=False, separators=(",", ":"))
 
 
 def _json(value: Any, status: int = 200) -> Response:
@@ -162,157 +146,8 @@ async def _body(request: Request, limit: int) -> dict[str, Any]:
     return body
 
 
-def _get(body: dict, key: str, default: Any = None) -> Any:
-    return body.get(key, default)
-
-
-def _int(body: dict, key: str, default: int, low: int, high: int) -> int:
-    value = body.get(key, default)
-    try:
-        return check_int(key, value, low=low, high=high)
-    except ValueError as error:
-        raise BadRequest(str(error)) from None
-
-
-def _landscape(body: dict):
-    formula = _get(body, "formula")
-    name = _get(body, "landscape", "two-minima")
-    if formula is not None and not isinstance(formula, str):
-        raise BadRequest(f"formula must be a text, got {formula!r}")
-    if not isinstance(name, str):
-        raise BadRequest(f"landscape must be a text such as 'two-minima', got {name!r}")
-    return compute.landscape_from_request(name, formula, _get(body, "domain"))
-
-
-def _start(body: dict, landscape) -> tuple[float, float] | None:
-    start = _get(body, "start")
-    if start is None:
-        return None
-    if not isinstance(start, list) or len(start) != 2:
-        raise BadRequest(f"start must be [x, y], got {start!r}")
-    return tuple(check_number(f"start[{i}]", v) for i, v in enumerate(start))
-
-
-def reproduce(request: dict[str, Any]) -> dict[str, str]:
-    """The command line and the Python that draw the same race (the values exactly as raced)."""
-    opts = request["optimizers"]
-    start, steps, noise, seed = request["start"], request["steps"], request["noise"], request["seed"]
-    if request.get("formula"):
-        domain = request.get("domain") or [[-2.0, 2.0], [-2.0, 2.0]]
-        landscape = f"custom_landscape({request['formula']!r}, {domain!r})"
-        python = (
-            f"from descentlab.lab import race\nfrom descentlab.playground.compute import custom_landscape\n"
-            f"result = race({landscape}, {opts!r}, start={tuple(start)!r}, steps={steps}, noise={noise!r}, "
-            f"seed={seed})"
-        )
-        cli = "# a typed formula has no command-line form; use the Python"
-    else:
-        python = (
-            f"from descentlab.lab import race\nfrom descentlab.plots import plot_race, save_figure\n"
-            f"result = race({request['landscape']!r}, {opts!r}, start={tuple(start)!r}, steps={steps}, "
-            f"noise={noise!r}, seed={seed})\nsave_figure(plot_race(result), 'race.png')"
-        )
-        quoted = " ".join(f"--opt '{spec}'" for spec in opts)
-        cli = (
-            f"descentlab race '{request['landscape']}' {quoted} --start {start[0]!r},{start[1]!r} "
-            f"--steps {steps} --noise {noise!r} --seed {seed} --out race.png"
-        )
-    return {"cli": cli, "python": python}
-
-
-def _race_request(body: dict, limits: Limits) -> tuple[dict[str, Any], Any]:
-    landscape = _landscape(body)
-    optimizers = _get(body, "optimizers", [])
-    if not isinstance(optimizers, list) or not optimizers or not all(isinstance(s, str) for s in optimizers):
-        raise BadRequest('optimizers must be a list of spec strings such as ["adam(lr=0.05)"]')
-    if len(optimizers) > limits.optimizers:
-        raise BadRequest(f"at most {limits.optimizers} optimizers race at once, got {len(optimizers)}")
-    steps = _int(body, "steps", 200, 1, limits.steps)
-    seed = _int(body, "seed", 0, 0, 2**31 - 1)
-    noise = _get(body, "noise", 0.0)
-    try:
-        noise = check_number("noise", noise, low=0.0, high=100.0)
-    except ValueError as error:
-        raise BadRequest(str(error)) from None
-    start = _start(body, landscape) or landscape.start
-    request = {
-        "landscape": landscape.name if not body.get("formula") else "custom",
-        "formula": body.get("formula"),
-        "domain": body.get("domain"),
-        "optimizers": optimizers,
-        "start": [float(v) for v in start],
-        "steps": steps,
-        "noise": noise,
-        "seed": seed,
-    }
-    return request, landscape
-
-
-def _frame_json(frame: Frame) -> dict[str, Any]:
-    return {
-        "step": frame.step,
-        "runs": [
-            {"i": i, "w": point, "loss": loss, "grad_norm": norm} for i, point, loss, norm in frame.runs
-        ],
-    }
-
-
-def _done_json(result: RaceResult) -> dict[str, Any]:
-    runs = []
-    for run, row in zip(result.runs, result.rows()):
-        curvature = compute.curvature_along(result.landscape, run.trajectory)
-        runs.append(
-            {
-                "label": run.label,
-                "status": run.status,
-                "final_point": run.final_point.tolist(),
-                "final_loss": run.final_loss,
-                "converged_at": run.converged_at,
-                "left_at": run.left_at,
-                "minimum": run.minimum,
-                "diverged_at": run.diverged_at,
-                "failed_at": run.failed_at,
-                "error": run.error,
-                "evaluations": int(run.evaluations[-1]),
-                "seconds": float(run.seconds[-1]),
-                "row": row,
-                "curvature": curvature,
-            }
-        )
-    return {"runs": runs, "minima": [list(m) for m in result.landscape.minima]}
-
-
 def _sse(event: str, data: Any) -> bytes:
     return f"event: {event}\ndata: {_dumps(data)}\n\n".encode()
-
-
-def _lr_and_beta(spec: str) -> dict[str, float]:
-    """The learning rate and momentum (or β₁) a spec races with, for the stability lines of the gauge."""
-    from ..lab import optimizer_registry
-
-    try:
-        optimizer = build_from_spec(
-            spec,
-            optimizer_registry(),
-            "optimizer",
-            [__import__("torch").zeros(2, dtype=__import__("torch").float64, requires_grad=True)],
-        )
-    except ValueError:
-        return {}
-    group = optimizer.param_groups[0]
-    import torch
-
-    from ..optim import SGD, HeavyBall
-
-    # the lines lr·λ_max < 2 (GD) and < 2(1 + β) (heavy ball) bound plain and momentum gradient descent only
-    out: dict[str, Any] = {
-        "gd": isinstance(optimizer, (SGD, HeavyBall, torch.optim.SGD)) and not group.get("nesterov")
-    }
-    if isinstance(group.get("lr"), (int, float)):
-        out["lr"] = float(group["lr"])
-    if isinstance(group.get("momentum"), (int, float)):
-        out["beta"] = float(group["momentum"])
-    return out
 
 
 def create_app(
@@ -417,7 +252,7 @@ def create_app(
         if not isinstance(spec, str):
             raise BadRequest("spec must be a text such as 'adam(lr=0.05)'")
         label, _ = make_contender(spec, optimizer_registry())
-        return {"ok": True, "spec": spec, "label": label, **_lr_and_beta(spec)}
+        return {"ok": True, "spec": spec, "label": label, **lr_and_beta(spec)}
 
     def claim_work(body, deadline):
         from .._io import save_figure  # noqa: F401  (figures are rendered to memory below)
@@ -453,18 +288,18 @@ def create_app(
     async def api_race(request: Request) -> Response:
         try:
             body = await _body(request, limits.body_bytes)
-            race_request, landscape = _race_request(body, limits)
+            asked, landscape = race_request(body, limits)
         except (BadRequest, ValueError) as error:
             return _error(str(error).splitlines()[0])
         if not slots.take():
             return _error("the server is busy (every core is computing); try again in a moment", 503)
         stream = race_stream(
             landscape,
-            race_request["optimizers"],
-            race_request["start"],
-            race_request["steps"],
-            noise=race_request["noise"],
-            seed=race_request["seed"],
+            asked["optimizers"],
+            asked["start"],
+            asked["steps"],
+            noise=asked["noise"],
+            seed=asked["seed"],
             errors="record",
         )
 
@@ -497,20 +332,8 @@ def create_app(
 
         async def events():
             try:
-                gauge = {
-                    label: _lr_and_beta(spec)
-                    for label, spec in zip(frame0.labels, race_request["optimizers"])
-                }
-                yield _sse(
-                    "start",
-                    {
-                        "labels": frame0.labels,
-                        "request": race_request,
-                        "reproduce": reproduce(race_request),
-                        "stability": gauge,
-                    },
-                )
-                yield _sse("frame", _frame_json(frame0))
+                yield _sse("start", start_event(frame0.labels, asked))
+                yield _sse("frame", frame_json(frame0))
                 while True:
                     # a client that goes away cancels this generator (Starlette listens for the disconnect
                     # while streaming): the finally below closes the race and frees the slot
@@ -524,10 +347,10 @@ def create_app(
                         return
                     for item in items:
                         if isinstance(item, RaceResult):
-                            done = await anyio.to_thread.run_sync(_done_json, item)
+                            done = await anyio.to_thread.run_sync(done_json, item)
                             yield _sse("done", done)
                             return
-                        yield _sse("frame", _frame_json(item))
+                        yield _sse("frame", frame_json(item))
             finally:
                 stream.close()
                 slots.give()

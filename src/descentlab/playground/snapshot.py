@@ -10,7 +10,8 @@
     races.js          the same data as ``window.DESCENTLAB_SNAPSHOT = {...}``: a page opened from disk
                       (file://) may not fetch a JSON file, but it may load a script next to it
 
-The page finds the data, says it is replaying a snapshot from disk, and replays it.
+It needs no web server (nothing of Starlette's is imported), so the demo report writes it with the runtime
+dependencies alone. The page finds the data, says it is replaying a snapshot from disk, and replays it.
 """
 
 from __future__ import annotations
@@ -25,14 +26,14 @@ from typing import Any
 from .._io import atomic_write
 from ..lab import RaceResult, race_stream
 from . import compute
-from .server import STATIC, Limits, _done_json, _finite, _frame_json, _race_request, reproduce
+from .events import STATIC, Limits, done_json, finite, frame_json, race_request, start_event
 
 __all__ = ["record_race", "write_snapshot"]
 
 
 def record_race(title: str, body: dict[str, Any], resolution: int = 81) -> dict[str, Any]:
     """One race as the server would stream it: ``{"title", "request", "grid", "events"}``."""
-    request, landscape = _race_request(dict(body), Limits())
+    request, landscape = race_request(dict(body), Limits())
     stream = race_stream(
         landscape,
         request["optimizers"],
@@ -43,27 +44,12 @@ def record_race(title: str, body: dict[str, Any], resolution: int = 81) -> dict[
         errors="record",
     )
     first = next(stream)
-    from .server import _lr_and_beta
-
-    events: list[list[Any]] = [
-        [
-            "start",
-            {
-                "labels": first.labels,
-                "request": request,
-                "reproduce": reproduce(request),
-                "stability": {
-                    label: _lr_and_beta(spec) for label, spec in zip(first.labels, request["optimizers"])
-                },
-            },
-        ],
-        ["frame", _frame_json(first)],
-    ]
+    events: list[list[Any]] = [["start", start_event(first.labels, request)], ["frame", frame_json(first)]]
     for item in stream:
         if isinstance(item, RaceResult):
-            events.append(["done", _done_json(item)])
+            events.append(["done", done_json(item)])
         else:
-            events.append(["frame", _frame_json(item)])
+            events.append(["frame", frame_json(item)])
     return {
         "title": title,
         "request": request,
@@ -88,7 +74,7 @@ def write_snapshot(
         number = "(source tree)"
     folder = Path(directory)
     (folder / "static").mkdir(parents=True, exist_ok=True)
-    data = _finite(
+    data = finite(
         {
             "version": number,
             "races": [record_race(title, body) for title, body in races],

@@ -3,8 +3,12 @@
 Every experiment has the same signature, ``experiment(directory, options) -> Section``: it writes its
 figures into ``directory`` (through :mod:`descentlab.plots`, atomically) and returns the
 :class:`~descentlab.report.Section` that describes them; :class:`ReportOptions` carries the options
-of the whole report (``gif``). :data:`EXPERIMENTS` lists them in page order, by name. The last two,
-:func:`training_practice` and :func:`diagnosis`, live in :mod:`descentlab.report.practice`.
+of the whole report (``gif``). :data:`EXPERIMENTS` lists them in page order, by name. The two training
+sections, :func:`training_practice` and :func:`diagnosis`, live in :mod:`descentlab.report.practice`; the
+toolbox sections after them (clipping, initialisation, gradient checking, whitening, the Hessian spectrum,
+Hessian-free / K-FAC) in :mod:`descentlab.report.toolbox`; the claims of the notes
+(:func:`claims_section`) and the playground's snapshot (:func:`playground_snapshot`) in
+:mod:`descentlab.report.claims`.
 """
 
 from __future__ import annotations
@@ -22,9 +26,18 @@ from ..lab import RaceResult, race
 from ..landscapes import least_squares
 from ..schedules import SCHEDULES
 from ..validation import check_bool
+from .claims import claims_section, playground_snapshot
 from .distributed import staleness
 from .practice import diagnosis, training_practice
 from .section import Section
+from .toolbox import (
+    clipping,
+    gradient_checking,
+    hessian_free_kfac,
+    hessian_spectrum,
+    initialisation,
+    whitening,
+)
 
 __all__ = [
     "ReportOptions",
@@ -41,6 +54,14 @@ __all__ = [
     "schedules",
     "training_practice",
     "diagnosis",
+    "clipping",
+    "initialisation",
+    "gradient_checking",
+    "whitening",
+    "hessian_spectrum",
+    "hessian_free_kfac",
+    "claims_section",
+    "playground_snapshot",
 ]
 
 
@@ -361,6 +382,14 @@ EXPERIMENTS: list[tuple[str, Experiment]] = [
     ("schedules", schedules),
     ("training practice", training_practice),
     ("diagnosis", diagnosis),
+    ("clipping", clipping),
+    ("initialisation", initialisation),
+    ("gradient checking", gradient_checking),
+    ("whitening", whitening),
+    ("Hessian spectrum", hessian_spectrum),
+    ("Hessian-free / K-FAC", hessian_free_kfac),
     ("staleness", staleness),
     ("bench", bench_section),
+    ("claims", claims_section),
+    ("playground", playground_snapshot),
 ]

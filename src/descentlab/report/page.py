@@ -47,6 +47,8 @@ def _badge(header: str, value: str) -> str | None:
         return "ok" if value == "yes" else "bad"
     if header == "diverged":
         return "idle" if value == "no" else "bad"
+    if header == "verdict":
+        return {"holds": "ok", "refuted": "warn", "not run here": "idle"}.get(value, "bad")
     if header == "converged at":
         return "idle" if value == "—" else "ok"
     return None

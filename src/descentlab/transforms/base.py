@@ -486,9 +486,9 @@ def run_chain(
 
     With ``fold_scaling``, a final pure scaling (the learning rate) is not applied: its
     factor is returned instead, so that the caller can apply ``w ← w − c·s`` in one pass.
-    Returns ``(steps, factors)``, one of each per unit (factors are 1.0 without folding). With
-    folding, a step may be a :class:`Deferred` (apply it with :func:`subtract`); without, steps are
-    tensors.
+    Returns ``(steps, factors)``, one of each per unit (factors are 1.0 when nothing is folded).
+    With ``fold_scaling`` a step may be a :class:`Deferred` (apply it with :func:`subtract`), whether
+    or not the chain ends with a scaling; without, steps are tensors.
     """
     leaves, namespaces = rule.leaves, rule.namespaces()
     folded = fold_scaling and bool(leaves) and leaves[-1].is_pure_scaling
@@ -510,6 +510,7 @@ def run_chain(
         index = len(leaves) - 1
         _enter(leaves[index], index, namespaces[index][0], contexts)
         factors = [leaves[index].scale_factor(ctx) for ctx in contexts]
+    if fold_scaling:  # the caller applies the steps with subtract(): a Deferred stays deferred
         return updates, factors
     return [materialize(u) for u in updates], factors
 
