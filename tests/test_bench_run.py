@@ -6,6 +6,7 @@ import csv
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import signal
@@ -398,3 +399,19 @@ def test_the_claim_figure_keeps_the_runs_colours_and_coinciding_curves_stay_visi
     assert line.get_color() == colors_for(run)["heavyball"] != colors_for(["heavyball"])["heavyball"]
     first, second = reach_figure(rows, ["cancer-logreg"], run).axes[0].get_lines()
     assert first.get_marker() != second.get_marker() and first.get_linewidth() > second.get_linewidth()
+
+
+def test_an_empty_profile_says_whether_single_runs_reached_a_target(reference):
+    from descentlab.bench.figures import profile_figure
+    from descentlab.bench.report import collect
+    from descentlab.bench.storage import RunDirectory
+
+    rows = [dict(r, status="missed", steps_to_target=math.inf) for r in collect(RunDirectory.open(reference))]
+    rows[0]["status"], rows[0]["steps_to_target"] = "reached", 100.0  # one study or seed of three
+    figure = profile_figure(rows, ["adam", "heavyball"], [rows[0]["ruleset"]])
+    (text,) = figure.axes[0].texts
+    assert text.get_text().startswith("no optimizer's median run reached a target")
+    for row in rows:
+        row["status"] = "missed"
+    (text,) = profile_figure(rows, ["adam", "heavyball"], [rows[0]["ruleset"]]).axes[0].texts
+    assert text.get_text() == "no optimizer reached any target"
