@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from ..validation import check_bool, check_number
-from .base import Context, Deferred, Transform, overwrite_
+from .base import Context, Transform, overwrite_
 
 
 class Momentum(Transform):
@@ -88,13 +88,11 @@ class HeavyBall(Transform):
     def init_state(self, param: Tensor, hp: Mapping[str, Any]) -> dict[str, Tensor]:
         return {"previous_param": param.detach().clone()}
 
-    def update(self, u: Tensor, state: dict, ctx: Context) -> Deferred:
+    def update(self, u: Tensor, state: dict, ctx: Context) -> Tensor:
         w, w_prev = ctx.param, state["previous_param"]
-        velocity = w - w_prev  # w_k − w_{k−1}, read before w_{k−1} ← w_k
+        step = ctx.hp["lr"] * u - ctx.hp["momentum"] * (w - w_prev)
         overwrite_(w_prev, w)
-        # s = γ·u − β·(w_k − w_{k−1}), left as two terms: w ← w − s is then two add_ passes,
-        # with no temporary for the products
-        return Deferred(((ctx.hp["lr"], u, None, False), (-ctx.hp["momentum"], velocity, None, False)))
+        return step
 
 
 class NesterovLookahead(Transform):
