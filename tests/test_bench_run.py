@@ -6,6 +6,7 @@ import csv
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import signal
@@ -161,6 +162,35 @@ def test_resume_after_sigkill_repeats_only_the_killed_trials(reference, tmp_path
     assert states["COMPLETE"] == len(rows)  # each configuration completed exactly once
 
 
+def test_a_trial_killed_before_its_first_heartbeat_is_rerun(reference, tmp_path):
+    # Optuna's ask marks a trial RUNNING before the heartbeat thread's first beat; a kill -9 in between
+    # leaves a RUNNING trial without a heartbeat, which Optuna never finds stale. Made here by hand.
+    import shutil
+
+    copy = tmp_path / "unbeaten"
+    shutil.copytree(reference, copy)
+    with sqlite3.connect(copy / "study.db") as db:
+        (trial_id,) = db.execute(
+            "SELECT t.trial_id FROM trials t JOIN studies s ON s.study_id = t.study_id "
+            "WHERE s.study_name = 'external/cancer-logreg/adam' AND t.state = 'COMPLETE' "
+            "ORDER BY t.number LIMIT 1"
+        ).fetchone()
+        db.execute(
+            "UPDATE trials SET state = 'RUNNING', datetime_complete = NULL, "
+            "datetime_start = datetime('now', 'localtime', '-1 minute') WHERE trial_id = ?",
+            (trial_id,),
+        )
+        db.execute("DELETE FROM trial_values WHERE trial_id = ?", (trial_id,))
+        db.execute("DELETE FROM trial_user_attributes WHERE trial_id = ? AND key = 'result'", (trial_id,))
+        db.execute("DELETE FROM trial_heartbeats WHERE trial_id = ?", (trial_id,))
+    began = time.monotonic()
+    resume_bench(copy, jobs=1)
+    assert time.monotonic() - began < 60
+    states = _states(copy)
+    assert "RUNNING" not in states and "WAITING" not in states and states["FAIL"] == 1
+    assert _rows(copy) == _rows(reference)  # the killed configuration ran again, with the same result
+
+
 def _cmdline(process: Path) -> str:
     try:
         return (process / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
@@ -261,7 +291,7 @@ def test_rerunning_the_same_command_continues_without_training(reference, capsys
 
 
 OFFLINE = """
-import socket, sys
+import socket
 
 def refuse(*args, **kwargs):
     raise OSError("the network is disabled in this test")
@@ -275,34 +305,47 @@ socket.socket.connect = connect
 socket.socket.connect_ex = lambda self, address: refuse()
 socket.create_connection = refuse
 socket.getaddrinfo = refuse
-from descentlab.cli import main
-sys.exit(main(sys.argv[1:]))
 """
 
 
 def test_the_quick_tier_runs_with_sockets_disabled(tmp_path):
+    # sitecustomize runs in every interpreter that sees it: the run and its --jobs 2 worker processes
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(OFFLINE, encoding="utf-8")
+    env = _env()
+    env["PYTHONPATH"] = str(site) + os.pathsep + env["PYTHONPATH"]
+    probe = subprocess.run(
+        [sys.executable, "-c", "import socket; socket.create_connection(('127.0.0.1', 9))"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert probe.returncode != 0 and "the network is disabled in this test" in probe.stderr
     out = tmp_path / "offline"
     result = subprocess.run(
         [
             sys.executable,
-            "-c",
-            OFFLINE,
+            "-m",
+            "descentlab.cli",
             "bench",
             "run",
             "--tier",
             "quick",
             "--optimizers",
-            "adam",
+            "adam,sgd",
             "--studies",
             "1",
             "--trials",
             "1",
             "--ruleset",
             "external",
+            "--jobs",
+            "2",
             "--out",
             str(out),
         ],
-        env=_env(),
+        env=env,
         capture_output=True,
         text=True,
         timeout=600,
@@ -315,7 +358,7 @@ def test_the_quick_tier_runs_with_sockets_disabled(tmp_path):
         "mnist1d-cnn",
         "digits-autoencoder",
     }
-    assert all(r["status"] != "failed" for r in rows)
+    assert len(rows) == 8 and all(r["status"] != "failed" for r in rows)
 
 
 def test_the_explore_ruleset_runs_tpe_and_is_never_scored(tmp_path):
@@ -331,3 +374,44 @@ def test_the_explore_ruleset_runs_tpe_and_is_never_scored(tmp_path):
     with sqlite3.connect(out / "study.db") as db:
         names = {n for (n,) in db.execute("SELECT study_name FROM studies")}
     assert "explore/cancer-logreg/adam" in names
+
+
+def test_workers_started_early_and_given_no_work_exit_and_leave_the_directory_alone(tmp_path):
+    from descentlab.bench.storage import early_workers
+
+    path = tmp_path / "run"
+    began = time.monotonic()
+    with early_workers(2, path, ["cancer-logreg"]) as workers:
+        assert len(workers) == 2 and all(w.poll() is None for w in workers.processes)  # starting up
+    assert [w.returncode for w in workers.processes] == [0, 0]  # dismissed, not killed after a timeout
+    assert time.monotonic() - began < 30
+    assert not path.exists()
+
+
+def test_the_claim_figure_keeps_the_runs_colours_and_coinciding_curves_stay_visible(reference):
+    from descentlab.bench.figures import colors_for, reach_figure
+    from descentlab.bench.report import collect
+    from descentlab.bench.storage import RunDirectory
+
+    rows = collect(RunDirectory.open(reference))
+    run = ["adam", "heavyball"]
+    (line,) = reach_figure(rows, ["cancer-logreg"], ["heavyball"], palette=run).axes[0].get_lines()
+    assert line.get_color() == colors_for(run)["heavyball"] != colors_for(["heavyball"])["heavyball"]
+    first, second = reach_figure(rows, ["cancer-logreg"], run).axes[0].get_lines()
+    assert first.get_marker() != second.get_marker() and first.get_linewidth() > second.get_linewidth()
+
+
+def test_an_empty_profile_says_whether_single_runs_reached_a_target(reference):
+    from descentlab.bench.figures import profile_figure
+    from descentlab.bench.report import collect
+    from descentlab.bench.storage import RunDirectory
+
+    rows = [dict(r, status="missed", steps_to_target=math.inf) for r in collect(RunDirectory.open(reference))]
+    rows[0]["status"], rows[0]["steps_to_target"] = "reached", 100.0  # one study or seed of three
+    figure = profile_figure(rows, ["adam", "heavyball"], [rows[0]["ruleset"]])
+    (text,) = figure.axes[0].texts
+    assert text.get_text().startswith("no optimizer's median run reached a target")
+    for row in rows:
+        row["status"] = "missed"
+    (text,) = profile_figure(rows, ["adam", "heavyball"], [rows[0]["ruleset"]]).axes[0].texts
+    assert text.get_text() == "no optimizer reached any target"

@@ -63,6 +63,8 @@ def test_the_rule_is_one_rule():
     sgd = {d.name: d for d in search_space("sgd").dimensions}
     assert sgd["momentum"].kind == "off-or-log-gap" and sgd["momentum"].value(0.2) == 0
     assert 0 < sgd["momentum"].value(0.75) < 0.99
+    # printed as the rule states it: "on" spans [0, 0.99], not the 1e-9 margin kept from the bound
+    assert sgd["momentum"].describe().startswith("0 (half the draws) or [0, 0.99] (1 − x log-uniform")
     assert sgd["nesterov"].kind == "bool"
     lion = {d.name: d for d in search_space("lion").dimensions}
     assert lion["lr"].low == pytest.approx(1e-7)  # 3 decades around Lion's own default 1e-4

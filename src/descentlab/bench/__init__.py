@@ -125,11 +125,12 @@ def run_bench(
     if existing:
         return resume_bench(out, jobs=jobs, progress=progress, started=started, report=report)
     runnable, skipped = options.runnable_workloads()
-    hashes = {name: get_workload(name).data().sha256 for name in runnable}
-    directory.path.mkdir(parents=True, exist_ok=True)
-    with directory.locked():
-        directory.write_manifest(options, command or _command(), runnable, skipped, hashes)
-        _execute(directory, options, runnable, jobs, progress, started)
+    with _workers(options, jobs, directory.path, runnable) as workers:  # they start up while we plan
+        hashes = {name: get_workload(name).data().sha256 for name in runnable}
+        directory.path.mkdir(parents=True, exist_ok=True)
+        with directory.locked():
+            directory.write_manifest(options, command or _command(), runnable, skipped, hashes)
+            _execute(directory, options, runnable, jobs, progress, started, workers)
     if report:
         report_bench(directory.path)
     return directory.path
@@ -152,25 +153,36 @@ def resume_bench(
     directory = RunDirectory.open(out)
     options = RunOptions.from_json(directory.manifest["options"])
     runnable = list(directory.manifest["workloads"])
-    for name in runnable:
-        digest = get_workload(name).data().sha256
-        if digest != directory.manifest["data_sha256"].get(name):
-            raise BenchError(
-                f"the data of {name!r} differ from the run's (sha256 {digest[:12]}… vs "
-                f"{directory.manifest['data_sha256'].get(name, '')[:12]}…); start a new run"
-            )
-    with directory.locked():
-        _execute(directory, options, runnable, jobs, progress, started)
+    with _workers(options, jobs, directory.path, runnable) as workers:
+        for name in runnable:
+            digest = get_workload(name).data().sha256
+            if digest != directory.manifest["data_sha256"].get(name):
+                raise BenchError(
+                    f"the data of {name!r} differ from the run's (sha256 {digest[:12]}… vs "
+                    f"{directory.manifest['data_sha256'].get(name, '')[:12]}…); start a new run"
+                )
+        with directory.locked():
+            _execute(directory, options, runnable, jobs, progress, started, workers)
     if report:
         report_bench(directory.path)
     return directory.path
 
 
-def _execute(directory, options, workloads: list[str], jobs: int, progress: Progress | None, started) -> None:
+def _workers(options, jobs: int, path: Path, workloads: list[str]):
+    """The queue workers of a run with ``jobs > 1`` and a planned ruleset, started before the plan."""
+    from .storage import early_workers
+
+    planned = any(r in options.rulesets for r in ("external", "self"))
+    return early_workers(jobs if planned else 1, path, workloads)
+
+
+def _execute(
+    directory, options, workloads: list[str], jobs: int, progress: Progress | None, started, workers=None
+) -> None:
     from .storage import execute, plan, run_explore
 
     specs = plan(options, workloads)
-    outcome = execute(directory, specs, jobs, progress, started)
+    outcome = execute(directory, specs, jobs, progress, started, workers)
     if "explore" in options.rulesets:
         run_explore(directory, workloads, options, jobs, progress)
     if outcome["failed_workers"] or outcome["left"]:

@@ -1,8 +1,10 @@
-"""A bench worker process: ``python -m descentlab.bench._worker PARENT queue DIR`` (or ``explore`` …).
+"""A bench worker process: ``python -m descentlab.bench._worker PARENT queue DIR [WORKLOAD …]`` (or
+``explore`` …).
 
-Started by :func:`descentlab.bench.storage.execute` as a plain subprocess (a fresh interpreter, so a
+Started by :class:`descentlab.bench.storage.Workers` as a plain subprocess (a fresh interpreter, so a
 caller's script is never re-imported), one torch thread; it dies with its parent (``PR_SET_PDEATHSIG``
-on Linux) and writes one JSON line per finished trial to stdout.
+on Linux). It imports what a trial needs and builds the named workloads' data, then waits for ``go`` on
+stdin (end of file: exit, nothing done) and writes one JSON line per finished trial to stdout.
 """
 
 from __future__ import annotations
@@ -21,6 +23,14 @@ def main(argv: list[str]) -> int:
     import torch
 
     torch.set_num_threads(1)
+    import torch._dynamo  # noqa: F401 - what the first optimizer would import: start-up, before the work
+
+    from .workloads import get_workload
+
+    for name in argv[3:] if argv[1] == "queue" else []:
+        get_workload(name).data()
+    if sys.stdin.readline().strip() != "go":
+        return 0
 
     def report(message: dict) -> None:
         sys.stdout.write(json.dumps(message, allow_nan=True) + "\n")

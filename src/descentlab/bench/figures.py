@@ -137,10 +137,14 @@ def profile_figure(rows: Rows, optimizers: Sequence[str], rulesets: Sequence[str
                 )
             ax.set_xlim(1, R_MAX)
             ax.set_ylim(-0.03, 1.03)
-            if not any(scores.values()):
-                ax.text(
-                    2.5, 0.5, "no optimizer reached any target", ha="center", va="center", color="#b42318"
+            if not any(scores.values()):  # a workload's time is the median over studies (or seeds)
+                some = any(r["ruleset"] == ruleset and r["status"] == "reached" for r in rows)
+                text = (
+                    "no optimizer's median run reached a target\n(some single runs did: see the table)"
+                    if some
+                    else "no optimizer reached any target"
                 )
+                ax.text(2.5, 0.5, text, ha="center", va="center", color="#b42318")
             label = {"external": "tuned (external ruleset)", "self": "defaults (self ruleset)"}[ruleset]
             ax.set_title(f"{label}: time in {measure}")
             ax.set_xlabel("τ  (time ÷ fastest optimizer's time on the workload)")
@@ -255,9 +259,18 @@ def tuning_figure(rows: Rows, workloads: Sequence[str], optimizers: Sequence[str
     return figure
 
 
-def reach_figure(rows: Rows, workloads: Sequence[str], optimizers: Sequence[str]):
-    """The probability that at least one of k trials drawn from the pool reaches the target."""
-    colors = colors_for(optimizers)
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+def reach_figure(
+    rows: Rows, workloads: Sequence[str], optimizers: Sequence[str], palette: Sequence[str] | None = None
+):
+    """The probability that at least one of k trials drawn from the pool reaches the target.
+
+    ``palette``: the run's optimizers, so that a figure of a few of them keeps the colours of the others.
+    Curves often coincide (two optimizers with the same count of reaching trials): each optimizer has its
+    own marker, and each later one is drawn thinner on top, so that the one beneath still shows."""
+    colors = colors_for(palette or optimizers)
     nrows, ncols = _grid(len(workloads))
     with matplotlib.rc_context(STYLE):
         figure = new_figure((5.4 * ncols, 3.1 * nrows))
@@ -269,7 +282,16 @@ def reach_figure(rows: Rows, workloads: Sequence[str], optimizers: Sequence[str]
                     continue
                 reached = [r["status"] == "reached" for r in pool]
                 ks = list(range(1, len(pool) + 1))
-                ax.plot(ks, [reach_probability(reached, k) for k in ks], "-o", ms=3, color=colors[o], label=o)
+                i = list(optimizers).index(o)
+                ax.plot(
+                    ks,
+                    [reach_probability(reached, k) for k in ks],
+                    marker=MARKERS[i % len(MARKERS)],
+                    ms=max(2.5, 7 - 0.8 * i),
+                    lw=max(0.8, 3 - 0.4 * i),
+                    color=colors[o],
+                    label=o,
+                )
             ax.set_ylim(-0.03, 1.03)
             ax.set_title(f"{w}: P(one of k trials reaches the target)")
             ax.set_xlabel("k: trials of the search")

@@ -590,7 +590,9 @@ def render_report(
         "the target "
         "(k = 1); the defaults' record from the self ruleset.",
         text,
-        figures.reach_figure(rows, workloads, [o for o in ("sgd", "adam", "heavyball") if o in optimizers]),
+        figures.reach_figure(
+            rows, workloads, [o for o in ("sgd", "adam", "heavyball") if o in optimizers], palette=optimizers
+        ),
         ["workload", "SGD tuned", "Adam tuned", "SGD P(k=1)", "Adam P(k=1)", "SGD defaults", "Adam defaults"],
         table,
     )

@@ -308,7 +308,7 @@ class Dimension:
 def _tidy(x: float, anchor: float) -> float:
     """Round a range end that differs from a bound only by the rule's 1e-9 margin (or by rounding)."""
     nearest = round(x)
-    if anchor != 0 and abs(x) < 1e-12 * abs(anchor):
+    if anchor != 0 and abs(x) < 1e-8 * abs(anchor):  # the 1e-9 margin below an open bound
         return 0.0
     return float(nearest) if abs(x) > 1e-3 and abs(x - nearest) < 1e-8 else x
 

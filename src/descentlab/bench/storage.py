@@ -547,10 +547,42 @@ def _pending_counts(study) -> tuple[int, int]:
     return waiting, running
 
 
-def _fail_stale(study, wait: bool) -> int:
-    """Fail the RUNNING trials of a dead run once their heartbeat is stale — the callback re-enqueues each
-    configuration as a waiting trial. Returns how many were re-enqueued; ``BenchError`` if some still beat
-    after the grace period (another process is running them)."""
+def _fail_unbeaten(study, url: str) -> None:
+    """Fail, as Optuna fails a stale trial, every RUNNING trial of ``study`` that never beat and started
+    more than the grace period ago — the callback then re-enqueues its configuration.
+
+    Optuna's ``ask`` marks a trial RUNNING *before* the heartbeat thread's first beat, and a trial
+    without any heartbeat is never stale to ``fail_stale_trials``: a ``kill -9`` landing in between
+    (a few milliseconds per trial) would leave it RUNNING for ever and the run unresumable."""
+    import copy
+    import datetime
+    import sqlite3
+
+    from optuna.trial import TrialState
+
+    cutoff = datetime.datetime.now() - datetime.timedelta(seconds=GRACE_SECONDS)
+    with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"), timeout=60)) as db:
+        found = db.execute(
+            "SELECT t.trial_id, t.datetime_start FROM trials t "
+            "JOIN studies s ON s.study_id = t.study_id "
+            "LEFT JOIN trial_heartbeats h ON h.trial_id = t.trial_id "
+            "WHERE s.study_name = ? AND t.state = 'RUNNING' AND h.trial_id IS NULL",
+            (study.study_name,),
+        ).fetchall()
+    storage = study._storage
+    callback = storage.get_heartbeat_stale_trial_callback()
+    for trial_id, started in found:
+        if started is not None and datetime.datetime.fromisoformat(started) > cutoff:
+            continue  # its worker may be about to beat
+        if storage.set_trial_state_values(trial_id, state=TrialState.FAIL) and callback is not None:
+            callback(study, copy.deepcopy(storage.get_trial(trial_id)))
+
+
+def _fail_stale(study, wait: bool, url: str) -> int:
+    """Fail the RUNNING trials of a dead run once their heartbeat is stale (or, if they never beat,
+    once they are older than the grace period) — the callback re-enqueues each configuration as a
+    waiting trial. Returns how many were re-enqueued; ``BenchError`` if some still beat after the grace
+    period (another process is running them)."""
     import optuna
     from optuna.trial import TrialState
 
@@ -560,6 +592,7 @@ def _fail_stale(study, wait: bool) -> int:
     deadline = time.monotonic() + GRACE_SECONDS + 2
     while True:
         optuna.storages.fail_stale_trials(study)
+        _fail_unbeaten(study, url)
         left = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
         if not left or not wait:
             break
@@ -589,10 +622,11 @@ def execute(
     jobs: int,
     progress: Callable[[dict[str, Any]], None] | None = None,
     started: Callable[[int, int], None] | None = None,
+    workers: Workers | None = None,
 ) -> dict[str, Any]:
     """Enqueue the specs not yet stored, re-enqueue killed trials, run every waiting trial with ``jobs``
-    workers (the costliest studies first). Returns counts: ``done_before``, ``ran``, ``requeued``,
-    ``failed_workers``, ``left``."""
+    workers (the costliest studies first; ``workers``: already started by :func:`early_workers`).
+    Returns counts: ``done_before``, ``ran``, ``requeued``, ``failed_workers``, ``left``."""
     jobs = check_int("jobs", jobs)
     report = progress or (lambda _: None)
     groups: dict[str, list[TrialSpec]] = {}
@@ -606,7 +640,7 @@ def execute(
             trials = study.get_trials(deepcopy=False)
             known = {t.user_attrs.get("key") for t in trials}
             done_before += sum(1 for t in trials if t.state == optuna.trial.TrialState.COMPLETE)
-            requeued += _fail_stale(study, wait=True)
+            requeued += _fail_stale(study, wait=True, url=directory.url)
             for spec in group:
                 if spec.key not in known:
                     study.enqueue_trial({}, user_attrs={"key": spec.key, "spec": spec.to_json()})
@@ -632,7 +666,11 @@ def execute(
         elif total:
             _write_json(directory.path / "queue.json", [{**item, "claimed": False} for item in queue_items])
             count = min(jobs, len(queue_items))
-            failed_workers = _run_workers([["queue", str(directory.path)] for _ in range(count)], report)
+            if workers is None:
+                failed_workers = _run_workers([["queue", str(directory.path)] for _ in range(count)], report)
+            else:
+                workers.release(count)
+                failed_workers = workers.collect(report)
         left = 0
         for name in groups:
             waiting, running = _pending_counts(_study(directory.url, name, storage=storage))
@@ -675,43 +713,109 @@ def work_queue(path: Path, report: Callable[[dict[str, Any]], None]) -> None:
         study.optimize(_queue_objective(report), n_trials=count, gc_after_trial=False)
 
 
-def _run_workers(arguments: list[list[str]], report: Callable[[dict[str, Any]], None]) -> int:
-    """Start one ``python -m descentlab.bench._worker`` per argument list; pass on each JSON line they
-    print; return how many exited with a non-zero status."""
-    import selectors
-    import subprocess
+class Workers:
+    """Worker processes ``python -m descentlab.bench._worker PARENT ARGS…``, started *before* the run
+    has its plan: while the parent hashes the data, draws the configurations and fills the storage, each
+    worker imports torch and Optuna and builds the data of the run's workloads — the start-up a worker
+    pays once overlaps the parent's. A worker then waits for one line on its stdin: ``go`` (work the
+    queue) or end of file (nothing to do: it exits without touching the run's directory)."""
 
-    workers = [
-        subprocess.Popen(
-            [sys.executable, "-m", "descentlab.bench._worker", str(os.getpid()), *args],
-            stdout=subprocess.PIPE,
-            text=True,
-            bufsize=1,
-        )
-        for args in arguments
-    ]
-    selector = selectors.DefaultSelector()
-    for worker in workers:
-        selector.register(worker.stdout, selectors.EVENT_READ)
-    try:
-        open_pipes = len(workers)
-        while open_pipes:
-            for key, _ in selector.select(timeout=1.0):
-                line = key.fileobj.readline()
-                if not line:
-                    selector.unregister(key.fileobj)
-                    open_pipes -= 1
-                    continue
-                with contextlib.suppress(ValueError):
-                    report(json.loads(line))
-    finally:
-        for worker in workers:
+    def __init__(self, arguments: list[list[str]]) -> None:
+        import subprocess
+
+        self.processes = [
+            subprocess.Popen(
+                [sys.executable, "-m", "descentlab.bench._worker", str(os.getpid()), *args],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                bufsize=1,
+            )
+            for args in arguments
+        ]
+        self.released = 0
+
+    def __len__(self) -> int:
+        return len(self.processes)
+
+    def release(self, count: int) -> None:
+        """Send ``go`` to the first ``count`` workers; the others get end of file and exit."""
+        for index, worker in enumerate(self.processes):
+            with contextlib.suppress(BrokenPipeError, OSError, ValueError):
+                if index < count:
+                    worker.stdin.write("go\n")
+                    worker.stdin.flush()
+                worker.stdin.close()
+        self.released = min(count, len(self.processes))
+
+    def collect(self, report: Callable[[dict[str, Any]], None]) -> int:
+        """Pass on each JSON line the released workers print until they exit; return how many of them
+        exited with a non-zero status."""
+        import selectors
+        import subprocess
+
+        if not self.released:
+            self.release(0)
+        selector = selectors.DefaultSelector()
+        for worker in self.processes:
+            selector.register(worker.stdout, selectors.EVENT_READ)
+        try:
+            open_pipes = len(self.processes)
+            while open_pipes:
+                for key, _ in selector.select(timeout=1.0):
+                    line = key.fileobj.readline()
+                    if not line:
+                        selector.unregister(key.fileobj)
+                        open_pipes -= 1
+                        continue
+                    with contextlib.suppress(ValueError):
+                        report(json.loads(line))
+        finally:
+            for worker in self.processes:
+                try:
+                    worker.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
+                    worker.wait()
+                worker.stdout.close()
+        return sum(1 for w in self.processes[: self.released] if w.returncode != 0)
+
+    def close(self) -> None:
+        """Dismiss the workers that were never released (the run stopped before it had work for them)."""
+        import subprocess
+
+        if self.released == 0:
+            self.release(0)
+        for worker in self.processes:
             try:
                 worker.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 worker.kill()
                 worker.wait()
-    return sum(1 for w in workers if w.returncode != 0)
+            if worker.stdout is not None and not worker.stdout.closed:
+                worker.stdout.close()
+
+
+@contextlib.contextmanager
+def early_workers(jobs: int, path: Path, workloads: Sequence[str]) -> Iterator[Workers | None]:
+    """``jobs`` queue workers for the run in ``path``, started now (``None`` for ``jobs=1``); those the
+    run never released are dismissed on exit, whatever happened."""
+    if jobs <= 1:
+        yield None
+        return
+    workers = Workers([["queue", str(path), *workloads] for _ in range(jobs)])
+    try:
+        yield workers
+    finally:
+        workers.close()
+
+
+def _run_workers(arguments: list[list[str]], report: Callable[[dict[str, Any]], None]) -> int:
+    """Start one worker per argument list, release them all, pass on what they print; return how many
+    exited with a non-zero status."""
+    workers = Workers(arguments)
+    workers.release(len(arguments))
+    return workers.collect(report)
 
 
 # -- explore: TPE with pruning, never scored --------------------------------------------------------
@@ -741,7 +845,7 @@ def _explore(
             sampler=sampler,
             pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0),
         )
-        _fail_stale(study, wait=True)
+        _fail_stale(study, wait=True, url=url)
         done = sum(1 for t in study.get_trials(deepcopy=False) if t.state.is_finished())
         remaining = count - done
         if remaining <= 0:
