@@ -659,32 +659,9 @@ def _saddle_predicate(n):
 def _rnn_run(lr: float, clip: float | None) -> tuple[np.ndarray, np.ndarray]:
     """Losses and pre-clip gradient norms of 150 full-batch SGD steps of a tanh RNN whose recurrent weights
     have spectral radius 1.8, learning a clipped running sum over 40 steps."""
-    from ..clipping import clip_by_global_norm
+    from ..training._problems import exploding_rnn
 
-    g = torch.Generator().manual_seed(0)
-    inputs = torch.randn(32, 40, 1, generator=g)
-    targets = inputs.sum(1).clamp(-3, 3) / 3
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        rnn, head = nn.RNN(1, 16, batch_first=True), nn.Linear(16, 1)
-    with torch.no_grad():
-        w = rnn.weight_hh_l0
-        w.copy_(w / torch.linalg.eigvals(w).abs().max() * 1.8)
-    params = list(rnn.parameters()) + list(head.parameters())
-    opt = torch.optim.SGD(params, lr=lr)
-    losses, norms = [], []
-    for _ in range(150):
-        opt.zero_grad()
-        out, _ = rnn(inputs)
-        loss = nn.functional.mse_loss(head(out[:, -1]), targets)
-        loss.backward()
-        if clip is None:
-            norm = torch.nn.utils.get_total_norm([p.grad for p in params])
-        else:
-            norm = clip_by_global_norm(params, clip, nonfinite=None)
-        opt.step()
-        losses.append(float(loss.detach()))
-        norms.append(float(norm))
+    losses, norms = exploding_rnn(lr, clip, steps=150, radius=1.8, length=40)
     return np.asarray(losses), np.asarray(norms)
 
 

@@ -90,32 +90,11 @@ CLIP_STEPS, CLIP_LR, CLIP_NORM, CLIP_RADIUS, CLIP_T = 150, 0.2, 1.0, 1.8, 40
 
 def _rnn_training(clip: float | None) -> tuple[np.ndarray, np.ndarray]:
     """Losses and pre-clip gradient norms of full-batch SGD on a tanh RNN (1 → 16 → 1) whose recurrent
-    matrix has spectral radius 1.8, learning a clipped running sum of 40 inputs."""
-    from ..clipping import clip_by_global_norm
+    matrix has spectral radius 1.8, learning a clipped running sum of 40 inputs (the problem the claim
+    ``clipping-tames-exploding-gradients`` uses too)."""
+    from ..training._problems import exploding_rnn
 
-    g = torch.Generator().manual_seed(0)
-    inputs = torch.randn(32, CLIP_T, 1, generator=g)
-    targets = inputs.sum(1).clamp(-3, 3) / 3
-    torch.manual_seed(0)
-    rnn, head = nn.RNN(1, 16, batch_first=True), nn.Linear(16, 1)
-    with torch.no_grad():
-        w = rnn.weight_hh_l0
-        w.copy_(w / torch.linalg.eigvals(w).abs().max() * CLIP_RADIUS)
-    params = [*rnn.parameters(), *head.parameters()]
-    opt = torch.optim.SGD(params, lr=CLIP_LR)
-    losses, norms = [], []
-    for _ in range(CLIP_STEPS):
-        opt.zero_grad()
-        out, _ = rnn(inputs)
-        loss = F.mse_loss(head(out[:, -1]), targets)
-        loss.backward()
-        if clip is None:
-            norm = torch.nn.utils.get_total_norm([p.grad for p in params])
-        else:
-            norm = clip_by_global_norm(params, clip, nonfinite=None)
-        opt.step()
-        losses.append(float(loss.detach()))
-        norms.append(float(norm))
+    losses, norms = exploding_rnn(CLIP_LR, clip, steps=CLIP_STEPS, radius=CLIP_RADIUS, length=CLIP_T)
     return np.asarray(losses), np.asarray(norms)
 
 

@@ -3,6 +3,8 @@
 * digits: scikit-learn's 8×8 handwritten digits (1,797 images, 64 pixels scaled to [0, 1], 10 classes;
   shipped inside scikit-learn, nothing is downloaded), split into fixed train / validation parts;
 * teacher regression: y = teacher(x) + noise with a random tanh network as the teacher (MSE);
+* an exploding RNN: a tanh RNN whose recurrent matrix has spectral radius > 1, trained by full-batch
+  SGD with or without clipping (:func:`exploding_rnn`; the claims and the report's clipping section);
 * a character corpus: the source of a few modules of the Python standard library this interpreter
   runs (:func:`stdlib_corpus`, with its SHA-256, since it changes with the Python version), cut into
   next-character windows for :class:`CharLSTM`.
@@ -125,3 +127,39 @@ class CharLSTM(nn.Module):
 def sequence_cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
     """Mean cross-entropy over every position of ``[batch, time, vocab]`` logits."""
     return nn.functional.cross_entropy(logits.flatten(0, -2), targets.flatten())
+
+
+def exploding_rnn(
+    lr: float, clip: float | None, *, steps: int = 150, radius: float = 1.8, length: int = 40
+) -> tuple[list[float], list[float]]:
+    """Losses and pre-clip gradient norms of ``steps`` full-batch SGD steps of a tanh RNN 1 → 16 → 1
+    whose recurrent matrix is rescaled to spectral radius ``radius``, learning a clipped running sum of
+    ``length`` inputs; ``clip`` (a global-norm bound, :func:`descentlab.clipping.clip_by_global_norm`) or
+    ``None``. Seeded and deterministic; the global RNG is left as it was."""
+    from ..clipping import clip_by_global_norm
+
+    g = torch.Generator().manual_seed(0)
+    inputs = torch.randn(32, length, 1, generator=g)
+    targets = inputs.sum(1).clamp(-3, 3) / 3
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        rnn, head = nn.RNN(1, 16, batch_first=True), nn.Linear(16, 1)
+    with torch.no_grad():
+        w = rnn.weight_hh_l0
+        w.copy_(w / torch.linalg.eigvals(w).abs().max() * radius)
+    params = [*rnn.parameters(), *head.parameters()]
+    opt = torch.optim.SGD(params, lr=lr)
+    losses, norms = [], []
+    for _ in range(steps):
+        opt.zero_grad()
+        out, _ = rnn(inputs)
+        loss = nn.functional.mse_loss(head(out[:, -1]), targets)
+        loss.backward()
+        if clip is None:
+            norm = torch.nn.utils.get_total_norm([p.grad for p in params])
+        else:
+            norm = clip_by_global_norm(params, clip, nonfinite=None)
+        opt.step()
+        losses.append(float(loss.detach()))
+        norms.append(float(norm))
+    return losses, norms
