@@ -457,12 +457,10 @@ def _sequence_ce(outputs: Tensor, targets: Tensor) -> Tensor:
 
 
 def _mlp(sizes: tuple[int, ...], activation: type[nn.Module] = nn.ReLU) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(a, b))
-        if i < len(sizes) - 2:
-            layers.append(activation())
-    return nn.Sequential(*layers)
+    """The built-in problems' MLP, initialised from the global RNG (seeded per trial by the runner)."""
+    from ..training._problems import mlp
+
+    return mlp(sizes, seed=None, activation=activation)
 
 
 def _mnist1d_cnn(channels: int = 16) -> nn.Module:

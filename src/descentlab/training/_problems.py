@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -46,16 +47,19 @@ def teacher_regression(
     return x, y
 
 
-def mlp(sizes: list[int], *, seed: int, activation: type[nn.Module] = nn.ReLU) -> nn.Sequential:
-    """A fully connected network with torch's default initialisation, drawn from its own seed."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        layers: list[nn.Module] = []
-        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-            layers.append(nn.Linear(a, b))
-            if i < len(sizes) - 2:
-                layers.append(activation())
-        return nn.Sequential(*layers)
+def mlp(sizes: Sequence[int], *, seed: int | None, activation: type[nn.Module] = nn.ReLU) -> nn.Sequential:
+    """A fully connected network with torch's default initialisation, drawn from its own ``seed`` (the
+    global RNG left as it was), or from the global RNG with ``seed=None``."""
+    if seed is not None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return mlp(sizes, seed=None, activation=activation)
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(activation())
+    return nn.Sequential(*layers)
 
 
 def batches(
