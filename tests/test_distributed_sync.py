@@ -112,8 +112,9 @@ def test_zero_without_bucket_view_equals_one_process():
 
 
 @needs_compile
-def test_zero_with_bucket_view_is_detected_or_correct():
-    """Never a silent no-op: either the engine warns/raises, or the result is right."""
+def test_zero_with_bucket_view_equals_one_process():
+    """Parameters that are views into ZeRO's bucket stay where they are (the layout never takes over
+    someone else's buffer), so the run equals one process, with no warning."""
     reference, _ = one_process(FAMILIES["Adam weight decay"])
 
     def rank_fn(rank):
@@ -131,7 +132,8 @@ def test_zero_with_bucket_view_is_detected_or_correct():
         return parameters(model), noticed
 
     for params, noticed in run_threaded(4, rank_fn):
-        assert noticed or max_difference(params, reference) <= 1e-12
+        assert not noticed  # the parameters in ZeRO's bucket were never taken over: nothing to warn about
+        assert max_difference(params, reference) <= 1e-12
 
 
 @pytest.mark.parametrize("hook", ["allreduce", "fp16"])
