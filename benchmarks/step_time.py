@@ -246,6 +246,12 @@ def main(argv: list[str] | None = None) -> int:
     unknown = wanted - {a.name.lower() for a in ALGOS}
     if unknown:
         parser.error(f"unknown optimizer(s) {sorted(unknown)}; choose from {[a.name for a in ALGOS]}")
+    if args.threads < 1:
+        parser.error(f"--threads must be >= 1, got {args.threads}")
+    if args.warmup < 0:
+        parser.error(f"--warmup must be >= 0, got {args.warmup}")
+    if args.steps < 7:
+        parser.error(f"--steps must be >= 7 (a median of at least 7 steps), got {args.steps}")
     torch.set_num_threads(args.threads)
     bw = bandwidth_bytes_per_s()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "

@@ -279,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown model(s) {unknown}; choose from {list(WORKLOADS)}")
     if unknown := sorted(wanted - {a.name.lower() for a in ALGOS}):
         parser.error(f"unknown optimizer(s) {unknown}; choose from {[a.name for a in ALGOS]}")
+    for name in ("threads", "repeats", "steps"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), batch as listed, "
           f"{args.repeats} interleaved repeats x {args.steps} steps\n")
